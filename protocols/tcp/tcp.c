@@ -1,0 +1,220 @@
+/*
+ * TCP passthrough. Two ios, bytes forwarded as evbuffer chains (no copy), and backpressure
+ * both ways: a side stops being read while its peer has cfg->buffer_limit bytes unsent and
+ * resumes when that falls to half. Half-closes pass through, so request/response tools that
+ * shut down their sending side still get their answer.
+ */
+#include "protocols/tcp/tcp.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "relay/io.h"
+#include "relay/log.h"
+#include "relay/session.h"
+
+struct tcp_session {
+	struct session *s;
+	struct io *client;
+	struct io *upstream;		/* NULL until the connect has started */
+	bool connected;			/* upstream connect finished */
+	bool client_eof, upstream_eof;	/* that side sent FIN */
+	size_t limit;			/* bytes buffered per direction before reading stops */
+};
+
+static void tcp_client_read(struct io *io, void *arg);
+static void tcp_client_drain(struct io *io, void *arg);
+static void tcp_client_event(struct io *io, enum io_event ev, void *arg);
+static void tcp_upstream_read(struct io *io, void *arg);
+static void tcp_upstream_drain(struct io *io, void *arg);
+static void tcp_upstream_event(struct io *io, enum io_event ev, void *arg);
+
+static const struct io_callbacks tcp_client_cb = { tcp_client_read, tcp_client_drain, tcp_client_event };
+static const struct io_callbacks tcp_upstream_cb = { tcp_upstream_read, tcp_upstream_drain, tcp_upstream_event };
+
+static void
+tcp_close(struct tcp_session *t, const char *reason)
+{
+	struct session *s = t->s;
+	char q[160];
+
+	session_set_state(s, SESSION_STATE_CLOSING);
+	log_info("session end", "sid=%s protocol=tcp target=%s client=%s bytes_up=%llu bytes_down=%llu duration=%.3f reason=%s",
+	    s->idstr, s->target, s->client_addr,
+	    (unsigned long long)atomic_load(&s->bytes_up), (unsigned long long)atomic_load(&s->bytes_down),
+	    util_now_wall() - s->started, log_quote(q, sizeof(q), reason));
+	if (t->client != NULL)
+		io_close(t->client);
+	if (t->upstream != NULL)
+		io_close(t->upstream);
+	session_free(s);
+	free(t);
+}
+
+/* Both sides said FIN and everything they sent is delivered: the session is over. */
+static bool
+tcp_maybe_done(struct tcp_session *t)
+{
+	if (t->client_eof && t->upstream_eof && io_unsent(t->client) == 0 && io_unsent(t->upstream) == 0) {
+		tcp_close(t, "both sides closed");
+		return true;
+	}
+	return false;
+}
+
+/* Move what FROM has buffered to TO, and stop reading FROM while TO is full. */
+static size_t
+tcp_pump(struct tcp_session *t, struct io *from, struct io *to)
+{
+	size_t n = io_forward(from, to, 0);
+
+	if (io_unsent(to) >= t->limit)
+		io_set_reading(from, false);
+	return n;
+}
+
+static void
+tcp_client_read(struct io *io, void *arg)
+{
+	struct tcp_session *t = arg;
+
+	if (!t->connected) {
+		/* Hold early bytes until the target answers, within the same bound. */
+		if (io_readable(io) >= t->limit)
+			io_set_reading(io, false);
+		return;
+	}
+	session_count_up(t->s, tcp_pump(t, io, t->upstream));
+}
+
+static void
+tcp_upstream_read(struct io *io, void *arg)
+{
+	struct tcp_session *t = arg;
+
+	session_count_down(t->s, tcp_pump(t, io, t->client));
+}
+
+static void
+tcp_client_drain(struct io *io, void *arg)
+{
+	struct tcp_session *t = arg;
+
+	if (tcp_maybe_done(t))
+		return;
+	if (!t->upstream_eof && t->upstream != NULL)
+		io_set_reading(t->upstream, true);
+}
+
+static void
+tcp_upstream_drain(struct io *io, void *arg)
+{
+	struct tcp_session *t = arg;
+
+	if (tcp_maybe_done(t))
+		return;
+	if (!t->client_eof)
+		io_set_reading(t->client, true);
+}
+
+static void
+tcp_client_event(struct io *io, enum io_event ev, void *arg)
+{
+	struct tcp_session *t = arg;
+
+	if (ev == IO_EVENT_EOF) {
+		t->client_eof = true;
+		if (!t->connected) {
+			tcp_close(t, "client left before the target answered");
+			return;
+		}
+		session_count_up(t->s, io_forward(io, t->upstream, 0));
+		io_shutdown_write(t->upstream);
+		tcp_maybe_done(t);
+		return;
+	}
+	tcp_close(t, ev == IO_EVENT_ERROR ? io_error(io) : "client timed out");
+}
+
+static void
+tcp_upstream_event(struct io *io, enum io_event ev, void *arg)
+{
+	struct tcp_session *t = arg;
+	struct session *s = t->s;
+	char q[160];
+
+	switch (ev) {
+	case IO_EVENT_CONNECTED:
+		t->connected = true;
+		io_clear_timeout(io);
+		session_set_state(s, SESSION_STATE_ACTIVE);
+		log_debug("target connected", "sid=%s target=%s", s->idstr, s->target);
+		session_count_up(s, tcp_pump(t, t->client, io));
+		if (io_unsent(io) < t->limit)
+			io_set_reading(t->client, true);
+		return;
+	case IO_EVENT_EOF:
+		t->upstream_eof = true;
+		session_count_down(s, io_forward(io, t->client, 0));
+		io_shutdown_write(t->client);
+		tcp_maybe_done(t);
+		return;
+	case IO_EVENT_ERROR:
+	case IO_EVENT_TIMEOUT:
+		if (!t->connected) {
+			log_warn("target unreachable", "sid=%s target=%s address=%s error=%s", s->idstr, s->target,
+			    s->cfg ? config_target_find(s->cfg, s->target)->address : "?", log_quote(q, sizeof(q), io_error(io)));
+			tcp_close(t, "target unreachable");
+		} else {
+			tcp_close(t, io_error(io));
+		}
+		return;
+	}
+}
+
+static void
+tcp_kill(struct session *s, const char *reason)
+{
+	tcp_close(s->proto, reason);
+}
+
+static const struct session_ops tcp_session_ops = { .kill = tcp_kill };
+
+void
+tcp_accept(struct event_base *base, int worker, int fd, const struct sockaddr *peer,
+    struct config *cfg, const struct config_target *target)
+{
+	struct tcp_session *t;
+	char q[160];
+
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		goto fail;
+	t->limit = cfg->buffer_limit;
+	t->s = session_new(base, worker, cfg, CONFIG_PROTOCOL_TCP, target->name, peer, &tcp_session_ops, t);
+	if (t->s == NULL)
+		goto fail;
+	t->client = io_tcp_new(base, fd, &tcp_client_cb, t);
+	if (t->client == NULL) {
+		session_free(t->s);
+		goto fail;
+	}
+	fd = -1;	/* transferred to t->client */
+	io_set_limit(t->client, t->limit);
+	session_set_state(t->s, SESSION_STATE_CONNECTING);
+	log_info("session start", "sid=%s protocol=tcp target=%s client=%s worker=%d",
+	    t->s->idstr, t->s->target, t->s->client_addr, worker);
+	t->upstream = io_tcp_connect(base, &target->addr, cfg->connect_timeout, &tcp_upstream_cb, t);
+	if (t->upstream == NULL) {
+		log_warn("target unreachable", "sid=%s target=%s error=%s", t->s->idstr, t->s->target,
+		    log_quote(q, sizeof(q), "cannot start the connection"));
+		tcp_close(t, "target unreachable");
+		return;
+	}
+	io_set_limit(t->upstream, t->limit);
+	return;
+fail:
+	log_error("connection refused", "target=%s reason=\"out of memory\"", target->name);
+	if (fd >= 0)
+		close(fd);
+	free(t);
+}

@@ -1,0 +1,646 @@
+/*
+ * Evaluation of posternd.lua. The file runs in a fresh Lua state with only pure libraries
+ * (base without load/dofile/require, string, table, math, utf8, os.getenv), a memory cap and
+ * an instruction budget, so a broken or hostile file cannot hang or exhaust the daemon.
+ * Top-level assignments are recorded with their line, and `target "name" { … }` records its
+ * line, so every validation error can point at the line that caused it.
+ */
+#include "relay/config.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CONFIG_MEM_MAX		(64u << 20)
+#define CONFIG_STEPS_MAX	(50L * 1000 * 1000)
+#define CONFIG_HOOK_EVERY	10000
+#define CONFIG_WORKERS_MAX	256
+#define CONFIG_BUFFER_MIN	(16u << 10)
+#define CONFIG_BUFFER_MAX	(1u << 30)
+
+struct config_eval {
+	size_t used;			/* bytes the Lua state holds */
+	long steps;			/* instructions run, in hook units */
+	const char *path;
+	char *dir;			/* directory relative paths are resolved against */
+	FILE *errs;			/* error lines accumulate here */
+	int nerrs;
+};
+
+static void *
+config_lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct config_eval *ev = ud;
+
+	if (ptr == NULL)
+		osize = 0;
+	if (nsize == 0) {
+		free(ptr);
+		ev->used -= osize;
+		return NULL;
+	}
+	if (nsize > osize && ev->used + (nsize - osize) > CONFIG_MEM_MAX)
+		return NULL;
+	ptr = realloc(ptr, nsize);
+	if (ptr != NULL)
+		ev->used = ev->used - osize + nsize;
+	return ptr;
+}
+
+static void
+config_lua_hook(lua_State *L, lua_Debug *ar)
+{
+	struct config_eval *ev;
+
+	lua_getallocf(L, (void **)&ev);
+	ev->steps += CONFIG_HOOK_EVERY;
+	if (ev->steps > CONFIG_STEPS_MAX) {
+		lua_Debug d;
+		int line = lua_getstack(L, 0, &d) && lua_getinfo(L, "l", &d) ? d.currentline : 0;
+
+		lua_pushfstring(L, "%s:%d: configuration takes too long to evaluate (an endless loop?)", ev->path, line);
+		lua_error(L);
+	}
+}
+
+static int
+config_caller_line(lua_State *L)
+{
+	lua_Debug ar;
+
+	if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar))
+		return ar.currentline;
+	return 0;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void
+config_error(struct config_eval *ev, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (line > 0)
+		fprintf(ev->errs, "%s:%d: ", ev->path, line);
+	else
+		fprintf(ev->errs, "%s: ", ev->path);
+	va_start(ap, fmt);
+	vfprintf(ev->errs, fmt, ap);
+	va_end(ap);
+	fputc('\n', ev->errs);
+	ev->nerrs++;
+}
+
+/* __newindex of the file's environment: upvalues 1 settings, 2 lines. */
+static int
+config_env_newindex(lua_State *L)
+{
+	if (lua_type(L, 2) != LUA_TSTRING)
+		return luaL_error(L, "only named settings can be assigned at the top level");
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, lua_upvalueindex(1));
+	lua_pushvalue(L, 2);
+	lua_pushinteger(L, config_caller_line(L));
+	lua_rawset(L, lua_upvalueindex(2));
+	return 0;
+}
+
+/* __index of the environment: upvalues 1 settings, 2 libraries. */
+static int
+config_env_index(lua_State *L)
+{
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+		return 1;
+	lua_pop(L, 1);
+	lua_pushvalue(L, 2);
+	lua_rawget(L, lua_upvalueindex(2));
+	return 1;
+}
+
+/* target "name" { … }, second call: upvalue 1 is the entry table made by the first. */
+static int
+config_target_body(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_pushvalue(L, 1);
+	lua_setfield(L, lua_upvalueindex(1), "def");
+	return 0;
+}
+
+/* target "name": upvalue 1 is the list of target entries. */
+static int
+config_target_decl(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+
+	if (*name == '\0' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(name))
+		return luaL_error(L, "target name \"%s\" may use only letters, digits, '.', '_' and '-'", name);
+	lua_createtable(L, 0, 3);
+	lua_pushvalue(L, 1);
+	lua_setfield(L, -2, "name");
+	lua_pushinteger(L, config_caller_line(L));
+	lua_setfield(L, -2, "line");
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, lua_upvalueindex(1), (lua_Integer)lua_rawlen(L, lua_upvalueindex(1)) + 1);
+	lua_pushcclosure(L, config_target_body, 1);
+	return 1;
+}
+
+/* Copy the allowed parts of the standard libraries into the table on top of the stack. */
+static void
+config_fill_libs(lua_State *L)
+{
+	static const char *const base_ok[] = {
+		"assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
+		"tostring", "type", "xpcall", "rawequal", "rawget", "rawlen", "setmetatable",
+		"getmetatable", NULL,
+	};
+	static const char *const libs_ok[] = { "string", "table", "math", "utf8", NULL };
+	int libs = lua_gettop(L);
+
+	for (int i = 0; base_ok[i] != NULL; i++) {
+		lua_getglobal(L, base_ok[i]);
+		lua_setfield(L, libs, base_ok[i]);
+	}
+	for (int i = 0; libs_ok[i] != NULL; i++) {
+		lua_getglobal(L, libs_ok[i]);
+		lua_setfield(L, libs, libs_ok[i]);
+	}
+	lua_createtable(L, 0, 1);
+	lua_getglobal(L, "os");
+	lua_getfield(L, -1, "getenv");
+	lua_setfield(L, -3, "getenv");
+	lua_pop(L, 1);
+	lua_setfield(L, libs, "os");
+}
+
+static char *
+config_path(struct config_eval *ev, const char *p)
+{
+	char *out;
+
+	if (p[0] == '/' || ev->dir == NULL)
+		return strdup(p);
+	if (asprintf(&out, "%s/%s", ev->dir, p) < 0)
+		return NULL;
+	return out;
+}
+
+/* Read the string field KEY of the table at IDX into *OUT (resolved as a path if PATH). */
+static void
+config_get_string(struct config_eval *ev, lua_State *L, int idx, const char *what, int line,
+    const char *key, bool path, char **out)
+{
+	int t = lua_getfield(L, idx, key);
+
+	if (t == LUA_TNIL) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (t != LUA_TSTRING || lua_rawlen(L, -1) == 0 || strlen(lua_tostring(L, -1)) != lua_rawlen(L, -1)) {
+		config_error(ev, line, "%s%s must be a non-empty string", what, key);
+	} else {
+		free(*out);
+		*out = path ? config_path(ev, lua_tostring(L, -1)) : strdup(lua_tostring(L, -1));
+	}
+	lua_pop(L, 1);
+}
+
+static void
+config_check_readable(struct config_eval *ev, int line, const char *what, const char *key, const char *file)
+{
+	if (file != NULL && access(file, R_OK) != 0)
+		config_error(ev, line, "%s%s: cannot read \"%s\": %s", what, key, file, strerror(errno));
+}
+
+static const char *const config_protocol_names[] = { "tcp", "postgres", "mysql", "ssh" };
+
+const char *
+config_protocol_name(enum config_protocol protocol)
+{
+	if ((unsigned)protocol >= sizeof(config_protocol_names) / sizeof(config_protocol_names[0]))
+		return "unknown";
+	return config_protocol_names[protocol];
+}
+
+/* Fields each protocol accepts, besides protocol, address and description. */
+static const char *const config_fields_tcp[] = { "listen", NULL };
+static const char *const config_fields_postgres[] = {
+	"database", "user", "password_file", "ca_file", "sslmode", NULL };
+static const char *const config_fields_mysql[] = {
+	"database", "user", "password_file", "ca_file", NULL };
+static const char *const config_fields_ssh[] = { "login", "key_file", "known_hosts_file", NULL };
+static const char *const *const config_fields[] = {
+	config_fields_tcp, config_fields_postgres, config_fields_mysql, config_fields_ssh };
+
+static bool
+config_field_known(enum config_protocol p, const char *key)
+{
+	if (strcmp(key, "protocol") == 0 || strcmp(key, "address") == 0 || strcmp(key, "description") == 0)
+		return true;
+	for (const char *const *f = config_fields[p]; *f != NULL; f++)
+		if (strcmp(*f, key) == 0)
+			return true;
+	return false;
+}
+
+static void
+config_fields_list(enum config_protocol p, char *buf, size_t size)
+{
+	size_t o = (size_t)snprintf(buf, size, "protocol, address, description");
+
+	for (const char *const *f = config_fields[p]; *f != NULL && o < size; f++)
+		o += (size_t)snprintf(buf + o, size - o, ", %s", *f);
+}
+
+static void
+config_target_parse(struct config_eval *ev, lua_State *L, struct config_target *t)
+{
+	char what[160], err[256], list[256];
+	char *proto = NULL;
+	int def;
+
+	snprintf(what, sizeof(what), "target \"%s\": ", t->name);
+	if (lua_getfield(L, -1, "def") != LUA_TTABLE) {
+		config_error(ev, t->line, "target \"%s\" has no definition; expected target \"%s\" { protocol = …, address = … }",
+		    t->name, t->name);
+		lua_pop(L, 1);
+		return;
+	}
+	def = lua_gettop(L);
+	config_get_string(ev, L, def, what, t->line, "protocol", false, &proto);
+	if (proto == NULL) {
+		config_error(ev, t->line, "%sprotocol is missing; expected one of tcp, postgres, mysql, ssh", what);
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(config_protocol_names) / sizeof(config_protocol_names[0]); i++)
+		if (strcmp(proto, config_protocol_names[i]) == 0)
+			t->protocol = (enum config_protocol)i;
+	if (strcmp(proto, config_protocol_name(t->protocol)) != 0) {
+		config_error(ev, t->line, "%sunknown protocol \"%s\"; expected one of tcp, postgres, mysql, ssh", what, proto);
+		goto out;
+	}
+	lua_pushnil(L);
+	while (lua_next(L, def) != 0) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING) {
+			config_error(ev, t->line, "%sfields must be named (key = value)", what);
+		} else if (!config_field_known(t->protocol, lua_tostring(L, -1))) {
+			config_fields_list(t->protocol, list, sizeof(list));
+			config_error(ev, t->line, "%sunknown field \"%s\" for protocol %s; expected one of: %s",
+			    what, lua_tostring(L, -1), proto, list);
+		}
+	}
+	config_get_string(ev, L, def, what, t->line, "address", false, &t->address);
+	config_get_string(ev, L, def, what, t->line, "listen", false, &t->listen);
+	config_get_string(ev, L, def, what, t->line, "database", false, &t->database);
+	config_get_string(ev, L, def, what, t->line, "user", false, &t->user);
+	config_get_string(ev, L, def, what, t->line, "password_file", true, &t->password_file);
+	config_get_string(ev, L, def, what, t->line, "ca_file", true, &t->ca_file);
+	config_get_string(ev, L, def, what, t->line, "sslmode", false, &t->sslmode);
+	config_get_string(ev, L, def, what, t->line, "login", false, &t->login);
+	config_get_string(ev, L, def, what, t->line, "key_file", true, &t->key_file);
+	config_get_string(ev, L, def, what, t->line, "known_hosts_file", true, &t->known_hosts_file);
+	if (t->address == NULL)
+		config_error(ev, t->line, "%saddress is missing; expected \"host:port\" of the real server", what);
+	else if (util_addr_parse(t->address, false, &t->addr, err, sizeof(err)) != 0)
+		config_error(ev, t->line, "%saddress: %s", what, err);
+	if (t->protocol == CONFIG_PROTOCOL_TCP) {
+		if (t->listen == NULL)
+			config_error(ev, t->line, "%slisten is missing; a tcp target needs its own \"host:port\" to listen on", what);
+		else if (util_addr_parse(t->listen, true, &t->listen_addr, err, sizeof(err)) != 0)
+			config_error(ev, t->line, "%slisten: %s", what, err);
+	}
+	if (t->protocol == CONFIG_PROTOCOL_POSTGRES || t->protocol == CONFIG_PROTOCOL_MYSQL) {
+		if (t->user == NULL)
+			config_error(ev, t->line, "%suser is missing; expected the login posternd uses on the target", what);
+		if (t->sslmode != NULL && strcmp(t->sslmode, "disable") != 0 && strcmp(t->sslmode, "require") != 0 &&
+		    strcmp(t->sslmode, "verify-ca") != 0 && strcmp(t->sslmode, "verify-full") != 0)
+			config_error(ev, t->line, "%ssslmode \"%s\" is not one of disable, require, verify-ca, verify-full",
+			    what, t->sslmode);
+	}
+	if (t->protocol == CONFIG_PROTOCOL_SSH && t->login == NULL)
+		config_error(ev, t->line, "%slogin is missing; expected the account posternd logs in as on the target", what);
+	config_check_readable(ev, t->line, what, "password_file", t->password_file);
+	config_check_readable(ev, t->line, what, "ca_file", t->ca_file);
+	config_check_readable(ev, t->line, what, "key_file", t->key_file);
+	config_check_readable(ev, t->line, what, "known_hosts_file", t->known_hosts_file);
+out:
+	free(proto);
+	lua_pop(L, 1);
+}
+
+static void
+config_targets_parse(struct config_eval *ev, lua_State *L, int list, struct config *cfg)
+{
+	size_t n = lua_rawlen(L, list);
+
+	cfg->targets = calloc(n ? n : 1, sizeof(*cfg->targets));
+	if (cfg->targets == NULL) {
+		config_error(ev, 0, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct config_target *t = &cfg->targets[i];
+
+		lua_rawgeti(L, list, (lua_Integer)i + 1);
+		lua_getfield(L, -1, "name");
+		t->name = strdup(lua_tostring(L, -1));
+		lua_pop(L, 1);
+		lua_getfield(L, -1, "line");
+		t->line = (int)lua_tointeger(L, -1);
+		lua_pop(L, 1);
+		cfg->ntargets = i + 1;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(cfg->targets[j].name, t->name) == 0)
+				config_error(ev, t->line, "target \"%s\" is declared twice (first on line %d); names must be unique",
+				    t->name, cfg->targets[j].line);
+		config_target_parse(ev, L, t);
+		for (size_t j = 0; j < i && t->listen != NULL; j++)
+			if (cfg->targets[j].listen != NULL && strcmp(cfg->targets[j].listen, t->listen) == 0)
+				config_error(ev, t->line, "target \"%s\" listens on %s like target \"%s\"; each tcp target needs its own address",
+				    t->name, t->listen, cfg->targets[j].name);
+		lua_pop(L, 1);
+	}
+}
+
+static const char *const config_settings[] = {
+	"node", "workers", "state_dir", "admin_socket", "log_file", "log_level", "shutdown_grace",
+	"connect_timeout", "handshake_timeout", "buffer_limit", NULL };
+
+static bool
+config_number(struct config_eval *ev, lua_State *L, int line, const char *key, double min, double max, double *out)
+{
+	if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < min || lua_tonumber(L, -1) > max) {
+		config_error(ev, line, "%s must be a number from %g to %g", key, min, max);
+		return false;
+	}
+	*out = lua_tonumber(L, -1);
+	return true;
+}
+
+static bool
+config_integer(struct config_eval *ev, lua_State *L, int line, const char *key, long min, long max, long *out)
+{
+	if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < min || lua_tointeger(L, -1) > max) {
+		config_error(ev, line, "%s must be a whole number from %ld to %ld", key, min, max);
+		return false;
+	}
+	*out = (long)lua_tointeger(L, -1);
+	return true;
+}
+
+static void
+config_setting(struct config_eval *ev, lua_State *L, const char *key, int line, struct config *cfg)
+{
+	long n;
+	const char *s;
+
+	if (strcmp(key, "workers") == 0) {
+		if (config_integer(ev, L, line, key, 0, CONFIG_WORKERS_MAX, &n))
+			cfg->workers = (int)n;
+		return;
+	}
+	if (strcmp(key, "buffer_limit") == 0) {
+		if (config_integer(ev, L, line, key, CONFIG_BUFFER_MIN, CONFIG_BUFFER_MAX, &n))
+			cfg->buffer_limit = (size_t)n;
+		return;
+	}
+	if (strcmp(key, "shutdown_grace") == 0) {
+		(void)config_number(ev, L, line, key, 0, 86400, &cfg->shutdown_grace);
+		return;
+	}
+	if (strcmp(key, "connect_timeout") == 0) {
+		(void)config_number(ev, L, line, key, 0.1, 600, &cfg->connect_timeout);
+		return;
+	}
+	if (strcmp(key, "handshake_timeout") == 0) {
+		(void)config_number(ev, L, line, key, 0.1, 600, &cfg->handshake_timeout);
+		return;
+	}
+	if (lua_type(L, -1) != LUA_TSTRING || (s = lua_tostring(L, -1))[0] == '\0') {
+		config_error(ev, line, "%s must be a non-empty string", key);
+		return;
+	}
+	if (strcmp(key, "log_level") == 0) {
+		if (!log_level_parse(s, &cfg->log_level))
+			config_error(ev, line, "log_level \"%s\" is not one of debug, info, warn, error", s);
+	} else if (strcmp(key, "node") == 0) {
+		free(cfg->node);
+		cfg->node = strdup(s);
+	} else if (strcmp(key, "state_dir") == 0) {
+		cfg->state_dir = config_path(ev, s);
+	} else if (strcmp(key, "admin_socket") == 0) {
+		cfg->admin_socket = config_path(ev, s);
+	} else if (strcmp(key, "log_file") == 0) {
+		cfg->log_file = config_path(ev, s);
+	}
+}
+
+static void
+config_settings_parse(struct config_eval *ev, lua_State *L, int settings, int lines, struct config *cfg)
+{
+	lua_pushnil(L);
+	while (lua_next(L, settings) != 0) {
+		const char *key = lua_tostring(L, -2);
+		bool known = false;
+		int line;
+
+		lua_pushvalue(L, -2);
+		lua_rawget(L, lines);
+		line = (int)lua_tointeger(L, -1);
+		lua_pop(L, 1);
+		for (int i = 0; config_settings[i] != NULL; i++)
+			if (strcmp(key, config_settings[i]) == 0)
+				known = true;
+		if (!known)
+			config_error(ev, line, "unknown setting \"%s\"; expected one of node, workers, state_dir, admin_socket, "
+			    "log_file, log_level, shutdown_grace, connect_timeout, handshake_timeout, buffer_limit, "
+			    "or target \"name\" { … }", key);
+		else
+			config_setting(ev, L, key, line, cfg);
+		lua_pop(L, 1);
+	}
+}
+
+static void
+config_defaults(struct config *cfg)
+{
+	char host[256];
+
+	atomic_init(&cfg->refs, 1);
+	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->shutdown_grace = 30;
+	cfg->connect_timeout = 10;
+	cfg->handshake_timeout = 15;
+	cfg->buffer_limit = 256u << 10;
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "posternd");
+	host[sizeof(host) - 1] = '\0';
+	cfg->node = strdup(host);
+}
+
+/* Run the file; leave settings, lines and the target list at stack slots 1, 2, 3. */
+static int
+config_run(struct config_eval *ev, lua_State *L)
+{
+	int r;
+
+	lua_newtable(L);	/* 1: settings */
+	lua_newtable(L);	/* 2: lines */
+	lua_newtable(L);	/* 3: targets */
+	lua_newtable(L);	/* 4: libraries */
+	config_fill_libs(L);
+	lua_pushvalue(L, 3);
+	lua_pushcclosure(L, config_target_decl, 1);
+	lua_setfield(L, 4, "target");
+
+	r = luaL_loadfilex(L, ev->path, "t");
+	if (r != LUA_OK) {
+		const char *msg = lua_tostring(L, -1);
+
+		/* Lua's "cannot open X" already names the file; syntax errors read FILE:LINE: …. */
+		fprintf(ev->errs, "%s\n", msg ? msg : "cannot load the configuration");
+		ev->nerrs++;
+		return -1;
+	}
+	lua_newtable(L);	/* the chunk's _ENV */
+	lua_createtable(L, 0, 2);
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 2);
+	lua_pushcclosure(L, config_env_newindex, 2);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 4);
+	lua_pushcclosure(L, config_env_index, 2);
+	lua_setfield(L, -2, "__index");
+	lua_setmetatable(L, -2);
+	if (lua_setupvalue(L, -2, 1) == NULL)
+		lua_pop(L, 1);
+	lua_sethook(L, config_lua_hook, LUA_MASKCOUNT, CONFIG_HOOK_EVERY);
+	r = lua_pcall(L, 0, 0, 0);
+	lua_sethook(L, NULL, 0, 0);
+	if (r != LUA_OK) {
+		const char *msg = lua_tostring(L, -1);
+
+		if (r == LUA_ERRMEM)
+			fprintf(ev->errs, "%s: configuration uses too much memory (over 64 MiB)\n", ev->path);
+		else
+			fprintf(ev->errs, "%s\n", msg ? msg : "configuration failed with an unknown error");
+		ev->nerrs++;
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_load(const char *path, struct config **out, char **errors)
+{
+	struct config_eval ev = { .path = path };
+	struct config *cfg = NULL;
+	lua_State *L = NULL;
+	char *errbuf = NULL, *real = NULL;
+	size_t errlen = 0;
+	int r = -1;
+
+	*out = NULL;
+	*errors = NULL;
+	ev.errs = open_memstream(&errbuf, &errlen);
+	if (ev.errs == NULL)
+		return -1;
+	if ((real = realpath(path, NULL)) != NULL) {
+		char *slash = strrchr(real, '/');
+
+		ev.dir = strndup(real, (size_t)(slash - real));
+	}
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL || (L = lua_newstate(config_lua_alloc, &ev)) == NULL) {
+		config_error(&ev, 0, "out of memory");
+		goto out;
+	}
+	config_defaults(cfg);
+	cfg->path = strdup(path);
+	luaL_openlibs(L);
+	if (config_run(&ev, L) != 0)
+		goto out;
+	config_settings_parse(&ev, L, 1, 2, cfg);
+	config_targets_parse(&ev, L, 3, cfg);
+	if (cfg->state_dir == NULL)
+		config_error(&ev, 0, "state_dir is missing; expected state_dir = \"/var/lib/postern\" (a directory posternd owns)");
+	if (cfg->admin_socket == NULL && cfg->state_dir != NULL &&
+	    asprintf(&cfg->admin_socket, "%s/admin.sock", cfg->state_dir) < 0)
+		cfg->admin_socket = NULL;
+	if (cfg->admin_socket != NULL && strlen(cfg->admin_socket) >= 100)
+		config_error(&ev, 0, "admin_socket path \"%s\" is too long for a unix socket (at most 99 bytes)", cfg->admin_socket);
+	if (ev.nerrs == 0) {
+		*out = cfg;
+		cfg = NULL;	/* transferred */
+		r = 0;
+	}
+out:
+	if (L != NULL)
+		lua_close(L);
+	if (cfg != NULL)
+		config_unref(cfg);
+	fclose(ev.errs);
+	if (r != 0)
+		*errors = errbuf;
+	else
+		free(errbuf);
+	free(ev.dir);
+	free(real);
+	return r;
+}
+
+struct config *
+config_ref(struct config *cfg)
+{
+	atomic_fetch_add(&cfg->refs, 1);
+	return cfg;
+}
+
+static void
+config_target_free(struct config_target *t)
+{
+	free(t->name);
+	free(t->address);
+	free(t->listen);
+	free(t->database);
+	free(t->user);
+	free(t->password_file);
+	free(t->ca_file);
+	free(t->sslmode);
+	free(t->login);
+	free(t->key_file);
+	free(t->known_hosts_file);
+}
+
+void
+config_unref(struct config *cfg)
+{
+	if (cfg == NULL || atomic_fetch_sub(&cfg->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < cfg->ntargets; i++)
+		config_target_free(&cfg->targets[i]);
+	free(cfg->targets);
+	free(cfg->path);
+	free(cfg->node);
+	free(cfg->state_dir);
+	free(cfg->admin_socket);
+	free(cfg->log_file);
+	free(cfg);
+}
+
+const struct config_target *
+config_target_find(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->ntargets; i++)
+		if (strcmp(cfg->targets[i].name, name) == 0)
+			return &cfg->targets[i];
+	return NULL;
+}

@@ -1,0 +1,71 @@
+/*
+ * posternd's configuration: a Lua file evaluated in a sandbox into plain C structures.
+ * A config is immutable once loaded and shared by reference count: a reload builds a new
+ * one, and sessions keep the one they started with until they end.
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "relay/log.h"
+#include "relay/util.h"
+
+enum config_protocol {
+	CONFIG_PROTOCOL_TCP = 0,
+	CONFIG_PROTOCOL_POSTGRES,
+	CONFIG_PROTOCOL_MYSQL,
+	CONFIG_PROTOCOL_SSH,
+};
+
+struct config_target {
+	char *name;			/* unique, as users name it */
+	enum config_protocol protocol;
+	char *address;			/* "host:port" as written */
+	struct net_addr addr;		/* resolved at load */
+	char *listen;			/* tcp: where posternd listens for this target */
+	struct net_addr listen_addr;
+	char *database;			/* postgres, mysql: default database */
+	char *user;			/* postgres, mysql: login injected upstream */
+	char *password_file;		/* postgres, mysql: file holding that login's password */
+	char *ca_file;			/* postgres, mysql: CA that signs the target's certificate */
+	char *sslmode;			/* postgres: libpq sslmode for the onward hop */
+	char *login;			/* ssh: target login */
+	char *key_file;			/* ssh: private key for the onward hop */
+	char *known_hosts_file;		/* ssh: the target's host key(s) */
+	int line;			/* where the target is declared */
+};
+
+struct config {
+	atomic_int refs;
+	char *path;			/* the file, as given */
+	char *node;			/* this relay's name in logs and recordings */
+	int workers;			/* worker threads; 0 in the file means one per core */
+	char *state_dir;
+	char *admin_socket;
+	char *log_file;			/* NULL: stderr */
+	enum log_level log_level;
+	double shutdown_grace;		/* seconds sessions get to end on SIGTERM */
+	double connect_timeout;		/* seconds for the onward connection */
+	double handshake_timeout;	/* seconds for a client's handshake */
+	size_t buffer_limit;		/* bytes buffered per direction before reading stops */
+	struct config_target *targets;
+	size_t ntargets;
+};
+
+/*
+ * Load and validate PATH. On success *OUT holds a config with one reference. On failure
+ * returns -1 and writes every problem found, one "FILE:LINE: what is wrong, what is
+ * expected" line each, into the malloc'd string *ERRORS (the caller frees it).
+ */
+int config_load(const char *path, struct config **out, char **errors) __attribute__((warn_unused_result));
+
+struct config *config_ref(struct config *cfg);
+void config_unref(struct config *cfg);
+
+const struct config_target *config_target_find(const struct config *cfg, const char *name);
+const char *config_protocol_name(enum config_protocol protocol);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * The I/O table every protocol talks through: recv, peek, send, forward and close over a
+ * connection, whatever carries it. Protocol code never touches a socket or an SSL object:
+ * plain TCP and TLS (libevent bufferevents, TLS through libevent's OpenSSL filter) share
+ * every line of protocol logic, and an SSH channel becomes one more table later.
+ *
+ * Callback rule: callbacks run on the owning worker's loop, never from inside an io_*
+ * call (so a callback may close the io it was called for). When a constructor fails, no
+ * callback is ever called. After io_close() no callback is called again; io_close() frees
+ * the io and closes its transport (socket, SSL object).
+ */
+#ifndef POSTERN_IO_H
+#define POSTERN_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "relay/util.h"
+
+struct io;
+
+enum io_event {
+	IO_EVENT_CONNECTED = 1,		/* an outgoing connection or TLS handshake completed */
+	IO_EVENT_EOF,			/* the peer closed its sending side */
+	IO_EVENT_ERROR,			/* the transport failed; io_error() says why */
+	IO_EVENT_TIMEOUT,		/* connect or handshake did not finish in time */
+};
+
+struct io_callbacks {
+	void (*on_read)(struct io *io, void *arg);		/* new bytes are readable */
+	void (*on_drain)(struct io *io, void *arg);		/* unsent bytes fell below the low mark */
+	void (*on_event)(struct io *io, enum io_event ev, void *arg);
+};
+
+struct io_ops {
+	const char *name;					/* "tcp", "tls" */
+	size_t (*readable)(struct io *io);			/* bytes buffered for reading */
+	size_t (*peek)(struct io *io, void *buf, size_t len);	/* copy without consuming */
+	size_t (*recv)(struct io *io, void *buf, size_t len);	/* copy and consume */
+	void (*skip)(struct io *io, size_t len);		/* consume without copying */
+	int (*send)(struct io *io, const void *buf, size_t len);
+	/* Move LEN buffered bytes (all when LEN is 0) to TO without copying them. */
+	size_t (*forward)(struct io *from, struct io *to, size_t len);
+	size_t (*unsent)(struct io *io);			/* bytes queued for sending */
+	void (*set_reading)(struct io *io, bool on);		/* stop or resume reading (backpressure) */
+	void (*shutdown_write)(struct io *io);			/* half-close once unsent bytes are out */
+	void (*close)(struct io *io);
+};
+
+struct io {
+	const struct io_ops *ops;
+	struct bufferevent *bev;	/* the transport (TCP or TLS filter over TCP) */
+	struct io_callbacks cb;
+	void *arg;
+	bool want_shutdown;		/* half-close when unsent reaches zero */
+	char error[128];		/* why the last IO_EVENT_ERROR happened */
+};
+
+/* Wrap an accepted or connected socket FD (nonblocking; the io owns it). NULL on failure. */
+struct io *io_tcp_new(struct event_base *base, int fd, const struct io_callbacks *cb, void *arg);
+/* Connect to ADDR; IO_EVENT_CONNECTED or IO_EVENT_ERROR/TIMEOUT follows. */
+struct io *io_tcp_connect(struct event_base *base, const struct net_addr *addr, double timeout,
+    const struct io_callbacks *cb, void *arg);
+/* Server side TLS on an accepted FD; IO_EVENT_CONNECTED follows the handshake. */
+struct io *io_tls_accept(struct event_base *base, int fd, SSL_CTX *ctx, double timeout,
+    const struct io_callbacks *cb, void *arg);
+/* Adopt an established TLS connection (e.g. libpq's) over FD; the io owns SSL but not FD when !OWN_FD. */
+struct io *io_tls_adopt(struct event_base *base, int fd, SSL *ssl, bool own_fd,
+    const struct io_callbacks *cb, void *arg);
+
+/* Bytes that may wait to be sent before on_drain is wanted: sets the low mark to LIMIT/2. */
+void io_set_limit(struct io *io, size_t limit);
+/* Clear both timeouts once a handshake or connect is done. */
+void io_clear_timeout(struct io *io);
+/* The SSL object under a TLS io, NULL for TCP. */
+SSL *io_ssl(struct io *io);
+const char *io_error(struct io *io);
+
+static inline size_t io_readable(struct io *io) { return io->ops->readable(io); }
+static inline size_t io_peek(struct io *io, void *buf, size_t len) { return io->ops->peek(io, buf, len); }
+static inline size_t io_recv(struct io *io, void *buf, size_t len) { return io->ops->recv(io, buf, len); }
+static inline void io_skip(struct io *io, size_t len) { io->ops->skip(io, len); }
+static inline int io_send(struct io *io, const void *buf, size_t len) { return io->ops->send(io, buf, len); }
+static inline size_t io_forward(struct io *from, struct io *to, size_t len) { return from->ops->forward(from, to, len); }
+static inline size_t io_unsent(struct io *io) { return io->ops->unsent(io); }
+static inline void io_set_reading(struct io *io, bool on) { io->ops->set_reading(io, on); }
+static inline void io_shutdown_write(struct io *io) { io->ops->shutdown_write(io); }
+static inline void io_close(struct io *io) { io->ops->close(io); }
+
+#endif

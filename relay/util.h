@@ -1,0 +1,45 @@
+/*
+ * Small helpers shared by posternd, posternctl and the tests: address parsing, monotonic
+ * time, and a {ptr, len} slice for protocol fields.
+ */
+#ifndef POSTERN_UTIL_H
+#define POSTERN_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct slice {
+	const uint8_t *ptr;	/* not NUL-terminated */
+	size_t len;
+};
+
+struct net_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+/*
+ * Parse "host:port" or "[v6]:port" and resolve it (numeric or by name, first result).
+ * Blocking: call it only off the worker loops (config load). On failure returns a negative
+ * code and writes a message for the user into ERR.
+ */
+int util_addr_parse(const char *text, bool passive, struct net_addr *out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* "127.0.0.1:5432" or "[::1]:5432" for ADDR, into BUF. */
+const char *util_addr_format(const struct sockaddr *addr, char *buf, size_t size);
+
+/* Seconds since an arbitrary point, never going backwards. */
+double util_now_mono(void);
+/* Seconds since the epoch. */
+double util_now_wall(void);
+
+/* Format SECONDS since the epoch as RFC 3339 UTC into BUF. */
+const char *util_time_format(double seconds, char *buf, size_t size);
+
+/* Raise RLIMIT_NOFILE's soft limit to its hard limit; returns the new soft limit. */
+long util_raise_nofile(void);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * The worker pool: one thread and one event_base per worker, sessions pinned to the worker
+ * that accepted them. Hand-off is a short mutex-protected queue per worker plus a wakeup
+ * event; the listener deals connections round robin.
+ */
+#include "relay/worker.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "relay/log.h"
+
+struct worker_job {
+	int fd;
+	struct sockaddr_storage peer;
+	struct config *cfg;		/* one reference, released after the accept */
+	char target[64];
+	struct worker_job *next;
+};
+
+struct worker {
+	int index;
+	pthread_t thread;
+	struct event_base *base;
+	struct event *wakeup;		/* activated from the listener thread */
+	pthread_mutex_t lock;		/* protects queue */
+	struct worker_job *queue, *queue_tail;
+	bool started;
+};
+
+static struct worker *workers;
+static int nworkers;
+static unsigned next_worker;
+static worker_accept_fn accept_fns[CONFIG_PROTOCOL_SSH + 1];
+
+void
+worker_set_protocol(enum config_protocol protocol, worker_accept_fn fn)
+{
+	accept_fns[protocol] = fn;
+}
+
+int
+worker_count(void)
+{
+	return nworkers;
+}
+
+static void
+worker_wakeup(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct worker_job *job;
+
+	pthread_mutex_lock(&w->lock);
+	job = w->queue;
+	w->queue = w->queue_tail = NULL;
+	pthread_mutex_unlock(&w->lock);
+	while (job != NULL) {
+		struct worker_job *next = job->next;
+		const struct config_target *t = config_target_find(job->cfg, job->target);
+
+		if (t == NULL || accept_fns[t->protocol] == NULL) {
+			/* The target went away in a reload between accept and now. */
+			log_warn("connection refused", "target=%s reason=\"target no longer configured\"", job->target);
+			close(job->fd);
+		} else {
+			accept_fns[t->protocol](w->base, w->index, job->fd, (struct sockaddr *)&job->peer, job->cfg, t);
+		}
+		config_unref(job->cfg);
+		free(job);
+		job = next;
+	}
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+int
+worker_start_all(int n)
+{
+	workers = calloc((size_t)n, sizeof(*workers));
+	if (workers == NULL)
+		return -1;
+	nworkers = n;
+	for (int i = 0; i < n; i++) {
+		struct worker *w = &workers[i];
+
+		w->index = i;
+		pthread_mutex_init(&w->lock, NULL);
+		if ((w->base = event_base_new()) == NULL ||
+		    (w->wakeup = event_new(w->base, -1, EV_PERSIST, worker_wakeup, w)) == NULL)
+			return -1;
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+			return -1;
+		w->started = true;
+	}
+	return 0;
+}
+
+void
+worker_dispatch(int fd, const struct sockaddr *peer, socklen_t peerlen, struct config *cfg,
+    const char *target_name)
+{
+	struct worker_job *job;
+	struct worker *w;
+
+	/* Round robin: sessions are long and similar; the kernel already spreads them evenly. */
+	w = &workers[next_worker++ % (unsigned)nworkers];
+	if ((job = calloc(1, sizeof(*job))) == NULL) {
+		close(fd);
+		log_error("connection refused", "reason=\"out of memory\"");
+		return;
+	}
+	job->fd = fd;
+	if (peerlen > sizeof(job->peer))
+		peerlen = sizeof(job->peer);
+	memcpy(&job->peer, peer, peerlen);
+	job->cfg = config_ref(cfg);
+	snprintf(job->target, sizeof(job->target), "%s", target_name);
+	pthread_mutex_lock(&w->lock);
+	if (w->queue_tail != NULL)
+		w->queue_tail->next = job;
+	else
+		w->queue = job;
+	w->queue_tail = job;
+	pthread_mutex_unlock(&w->lock);
+	event_active(w->wakeup, EV_TIMEOUT, 0);
+}
+
+void
+worker_stop_all(void)
+{
+	for (int i = 0; i < nworkers; i++)
+		if (workers[i].started)
+			event_base_loopbreak(workers[i].base);
+	for (int i = 0; i < nworkers; i++) {
+		struct worker *w = &workers[i];
+
+		if (!w->started)
+			continue;
+		pthread_join(w->thread, NULL);
+		/* Jobs never picked up: close their sockets. */
+		for (struct worker_job *job = w->queue, *next; job != NULL; job = next) {
+			next = job->next;
+			close(job->fd);
+			config_unref(job->cfg);
+			free(job);
+		}
+		event_free(w->wakeup);
+		event_base_free(w->base);
+		pthread_mutex_destroy(&w->lock);
+	}
+	free(workers);
+	workers = NULL;
+	nworkers = 0;
+}
