@@ -1,11 +1,13 @@
 /*
- * Evaluation of posternd.lua. The file runs in a fresh Lua state with only pure libraries
- * (base without load/dofile/require, string, table, math, utf8, os.getenv), a memory cap and
- * an instruction budget, so a broken or hostile file cannot hang or exhaust the daemon.
- * Top-level assignments are recorded with their line, and `target "name" { … }` records its
- * line, so every validation error can point at the line that caused it.
+ * Evaluation of posternd.lua. The file runs in the policy sandbox (policy/sandbox.h) with
+ * os.getenv as its only extra, a memory cap and an instruction budget, so a broken or hostile
+ * file cannot hang or exhaust the daemon. Top-level assignments are recorded with their line,
+ * and `target "name" { … }` records its line, so every validation error can point at the line
+ * that caused it.
  */
 #include "relay/config.h"
+
+#include "policy/sandbox.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -18,65 +20,16 @@
 
 #define CONFIG_MEM_MAX		(64u << 20)
 #define CONFIG_STEPS_MAX	(50L * 1000 * 1000)
-#define CONFIG_HOOK_EVERY	10000
 #define CONFIG_WORKERS_MAX	256
 #define CONFIG_BUFFER_MIN	(16u << 10)
 #define CONFIG_BUFFER_MAX	(1u << 30)
 
 struct config_eval {
-	size_t used;			/* bytes the Lua state holds */
-	long steps;			/* instructions run, in hook units */
 	const char *path;
 	char *dir;			/* directory relative paths are resolved against */
 	FILE *errs;			/* error lines accumulate here */
 	int nerrs;
 };
-
-static void *
-config_lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-	struct config_eval *ev = ud;
-
-	if (ptr == NULL)
-		osize = 0;
-	if (nsize == 0) {
-		free(ptr);
-		ev->used -= osize;
-		return NULL;
-	}
-	if (nsize > osize && ev->used + (nsize - osize) > CONFIG_MEM_MAX)
-		return NULL;
-	ptr = realloc(ptr, nsize);
-	if (ptr != NULL)
-		ev->used = ev->used - osize + nsize;
-	return ptr;
-}
-
-static void
-config_lua_hook(lua_State *L, lua_Debug *ar)
-{
-	struct config_eval *ev;
-
-	lua_getallocf(L, (void **)&ev);
-	ev->steps += CONFIG_HOOK_EVERY;
-	if (ev->steps > CONFIG_STEPS_MAX) {
-		lua_Debug d;
-		int line = lua_getstack(L, 0, &d) && lua_getinfo(L, "l", &d) ? d.currentline : 0;
-
-		lua_pushfstring(L, "%s:%d: configuration takes too long to evaluate (an endless loop?)", ev->path, line);
-		lua_error(L);
-	}
-}
-
-static int
-config_caller_line(lua_State *L)
-{
-	lua_Debug ar;
-
-	if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar))
-		return ar.currentline;
-	return 0;
-}
 
 __attribute__((format(printf, 3, 4)))
 static void
@@ -93,91 +46,6 @@ config_error(struct config_eval *ev, int line, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', ev->errs);
 	ev->nerrs++;
-}
-
-/* __newindex of the file's environment: upvalues 1 settings, 2 lines. */
-static int
-config_env_newindex(lua_State *L)
-{
-	if (lua_type(L, 2) != LUA_TSTRING)
-		return luaL_error(L, "only named settings can be assigned at the top level");
-	lua_pushvalue(L, 2);
-	lua_pushvalue(L, 3);
-	lua_rawset(L, lua_upvalueindex(1));
-	lua_pushvalue(L, 2);
-	lua_pushinteger(L, config_caller_line(L));
-	lua_rawset(L, lua_upvalueindex(2));
-	return 0;
-}
-
-/* __index of the environment: upvalues 1 settings, 2 libraries. */
-static int
-config_env_index(lua_State *L)
-{
-	lua_pushvalue(L, 2);
-	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-		return 1;
-	lua_pop(L, 1);
-	lua_pushvalue(L, 2);
-	lua_rawget(L, lua_upvalueindex(2));
-	return 1;
-}
-
-/* target "name" { … }, second call: upvalue 1 is the entry table made by the first. */
-static int
-config_target_body(lua_State *L)
-{
-	luaL_checktype(L, 1, LUA_TTABLE);
-	lua_pushvalue(L, 1);
-	lua_setfield(L, lua_upvalueindex(1), "def");
-	return 0;
-}
-
-/* target "name": upvalue 1 is the list of target entries. */
-static int
-config_target_decl(lua_State *L)
-{
-	const char *name = luaL_checkstring(L, 1);
-
-	if (*name == '\0' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(name))
-		return luaL_error(L, "target name \"%s\" may use only letters, digits, '.', '_' and '-'", name);
-	lua_createtable(L, 0, 3);
-	lua_pushvalue(L, 1);
-	lua_setfield(L, -2, "name");
-	lua_pushinteger(L, config_caller_line(L));
-	lua_setfield(L, -2, "line");
-	lua_pushvalue(L, -1);
-	lua_rawseti(L, lua_upvalueindex(1), (lua_Integer)lua_rawlen(L, lua_upvalueindex(1)) + 1);
-	lua_pushcclosure(L, config_target_body, 1);
-	return 1;
-}
-
-/* Copy the allowed parts of the standard libraries into the table on top of the stack. */
-static void
-config_fill_libs(lua_State *L)
-{
-	static const char *const base_ok[] = {
-		"assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
-		"tostring", "type", "xpcall", "rawequal", "rawget", "rawlen", "setmetatable",
-		"getmetatable", NULL,
-	};
-	static const char *const libs_ok[] = { "string", "table", "math", "utf8", NULL };
-	int libs = lua_gettop(L);
-
-	for (int i = 0; base_ok[i] != NULL; i++) {
-		lua_getglobal(L, base_ok[i]);
-		lua_setfield(L, libs, base_ok[i]);
-	}
-	for (int i = 0; libs_ok[i] != NULL; i++) {
-		lua_getglobal(L, libs_ok[i]);
-		lua_setfield(L, libs, libs_ok[i]);
-	}
-	lua_createtable(L, 0, 1);
-	lua_getglobal(L, "os");
-	lua_getfield(L, -1, "getenv");
-	lua_setfield(L, -3, "getenv");
-	lua_pop(L, 1);
-	lua_setfield(L, libs, "os");
 }
 
 static char *
@@ -488,51 +356,19 @@ config_defaults(struct config *cfg)
 
 /* Run the file; leave settings, lines and the target list at stack slots 1, 2, 3. */
 static int
-config_run(struct config_eval *ev, lua_State *L)
+config_run(struct config_eval *ev, struct sandbox *sb)
 {
-	int r;
+	lua_State *L = sb->L;
 
 	lua_newtable(L);	/* 1: settings */
 	lua_newtable(L);	/* 2: lines */
 	lua_newtable(L);	/* 3: targets */
-	lua_newtable(L);	/* 4: libraries */
-	config_fill_libs(L);
-	lua_pushvalue(L, 3);
-	lua_pushcclosure(L, config_target_decl, 1);
+	lua_newtable(L);	/* 4: globals besides the libraries */
+	sandbox_push_decl(L, 3, "target");
 	lua_setfield(L, 4, "target");
-
-	r = luaL_loadfilex(L, ev->path, "t");
-	if (r != LUA_OK) {
-		const char *msg = lua_tostring(L, -1);
-
-		/* Lua's "cannot open X" already names the file; syntax errors read FILE:LINE: …. */
-		fprintf(ev->errs, "%s\n", msg ? msg : "cannot load the configuration");
-		ev->nerrs++;
-		return -1;
-	}
-	lua_newtable(L);	/* the chunk's _ENV */
-	lua_createtable(L, 0, 2);
-	lua_pushvalue(L, 1);
-	lua_pushvalue(L, 2);
-	lua_pushcclosure(L, config_env_newindex, 2);
-	lua_setfield(L, -2, "__newindex");
-	lua_pushvalue(L, 1);
-	lua_pushvalue(L, 4);
-	lua_pushcclosure(L, config_env_index, 2);
-	lua_setfield(L, -2, "__index");
-	lua_setmetatable(L, -2);
-	if (lua_setupvalue(L, -2, 1) == NULL)
-		lua_pop(L, 1);
-	lua_sethook(L, config_lua_hook, LUA_MASKCOUNT, CONFIG_HOOK_EVERY);
-	r = lua_pcall(L, 0, 0, 0);
-	lua_sethook(L, NULL, 0, 0);
-	if (r != LUA_OK) {
-		const char *msg = lua_tostring(L, -1);
-
-		if (r == LUA_ERRMEM)
-			fprintf(ev->errs, "%s: configuration uses too much memory (over 64 MiB)\n", ev->path);
-		else
-			fprintf(ev->errs, "%s\n", msg ? msg : "configuration failed with an unknown error");
+	sandbox_push_env(L, 1, 2, 4, SANDBOX_OS_GETENV);
+	if (sandbox_run_file(sb, ev->path, -1) != 0) {
+		fprintf(ev->errs, "%s\n", lua_tostring(L, -1));
 		ev->nerrs++;
 		return -1;
 	}
@@ -544,7 +380,8 @@ config_load(const char *path, struct config **out, char **errors)
 {
 	struct config_eval ev = { .path = path };
 	struct config *cfg = NULL;
-	lua_State *L = NULL;
+	struct sandbox sb = { 0 };
+	lua_State *L;
 	char *errbuf = NULL, *real = NULL;
 	size_t errlen = 0;
 	int r = -1;
@@ -559,14 +396,14 @@ config_load(const char *path, struct config **out, char **errors)
 
 		ev.dir = strndup(real, (size_t)(slash - real));
 	}
-	if ((cfg = calloc(1, sizeof(*cfg))) == NULL || (L = lua_newstate(config_lua_alloc, &ev)) == NULL) {
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL || sandbox_open(&sb, CONFIG_MEM_MAX, CONFIG_STEPS_MAX) != 0) {
 		config_error(&ev, 0, "out of memory");
 		goto out;
 	}
+	L = sb.L;
 	config_defaults(cfg);
 	cfg->path = strdup(path);
-	luaL_openlibs(L);
-	if (config_run(&ev, L) != 0)
+	if (config_run(&ev, &sb) != 0)
 		goto out;
 	config_settings_parse(&ev, L, 1, 2, cfg);
 	config_targets_parse(&ev, L, 3, cfg);
@@ -583,8 +420,7 @@ config_load(const char *path, struct config **out, char **errors)
 		r = 0;
 	}
 out:
-	if (L != NULL)
-		lua_close(L);
+	sandbox_close(&sb);
 	if (cfg != NULL)
 		config_unref(cfg);
 	fclose(ev.errs);

@@ -196,7 +196,7 @@ endless_loop_is_stopped_with_its_line(void)
 {
 	char *e = load_errors("state_dir = 's'\nwhile true do end\n");
 
-	CHECK_CONTAINS(e, "bad.lua:2: configuration takes too long");
+	CHECK_CONTAINS(e, "bad.lua:2: script takes too long");
 	free(e);
 }
 
