@@ -98,7 +98,7 @@ config_protocol_name(enum config_protocol protocol)
 }
 
 /* Fields each protocol accepts, besides protocol, address and description. */
-static const char *const config_fields_tcp[] = { "listen", NULL };
+static const char *const config_fields_tcp[] = { "listen", "benchmark_plaintext", NULL };
 static const char *const config_fields_postgres[] = {
 	"database", "user", "password_file", "ca_file", "sslmode", NULL };
 static const char *const config_fields_mysql[] = {
@@ -165,6 +165,10 @@ config_target_parse(struct config_eval *ev, lua_State *L, struct config_target *
 			    what, lua_tostring(L, -1), proto, list);
 		}
 	}
+	if (lua_getfield(L, def, "benchmark_plaintext") != LUA_TNIL && !lua_isboolean(L, -1))
+		config_error(ev, t->line, "%sbenchmark_plaintext must be true or false", what);
+	t->benchmark_plaintext = lua_toboolean(L, -1);
+	lua_pop(L, 1);
 	config_get_string(ev, L, def, what, t->line, "address", false, &t->address);
 	config_get_string(ev, L, def, what, t->line, "listen", false, &t->listen);
 	config_get_string(ev, L, def, what, t->line, "database", false, &t->database);
@@ -240,7 +244,8 @@ config_targets_parse(struct config_eval *ev, lua_State *L, int list, struct conf
 
 static const char *const config_settings[] = {
 	"node", "workers", "state_dir", "admin_socket", "log_file", "log_level", "shutdown_grace",
-	"connect_timeout", "handshake_timeout", "buffer_limit", NULL };
+	"connect_timeout", "handshake_timeout", "buffer_limit", "roles_dir", "max_ttl", "clock_skew",
+	"invite_ttl", "api_listen", "api_url", "tls_names", "tls_cert_file", "tls_key_file", NULL };
 
 static bool
 config_number(struct config_eval *ev, lua_State *L, int line, const char *key, double min, double max, double *out)
@@ -280,6 +285,32 @@ config_setting(struct config_eval *ev, lua_State *L, const char *key, int line, 
 			cfg->buffer_limit = (size_t)n;
 		return;
 	}
+	if (strcmp(key, "max_ttl") == 0 || strcmp(key, "clock_skew") == 0 || strcmp(key, "invite_ttl") == 0) {
+		long *dst = key[0] == 'm' ? &cfg->max_ttl : key[0] == 'c' ? &cfg->clock_skew : &cfg->invite_ttl;
+
+		if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0)
+			*dst = (long)lua_tointeger(L, -1);
+		else if (lua_type(L, -1) != LUA_TSTRING || util_duration_parse(lua_tostring(L, -1), dst) != 0)
+			config_error(ev, line, "%s must be seconds or a duration like \"8h\", \"5m\"", key);
+		return;
+	}
+	if (strcmp(key, "tls_names") == 0) {
+		size_t nn = lua_type(L, -1) == LUA_TTABLE ? lua_rawlen(L, -1) : 0;
+
+		if (lua_type(L, -1) != LUA_TTABLE) {
+			config_error(ev, line, "tls_names must be a list like { \"relay.example.com\", \"10.0.0.2\" }");
+			return;
+		}
+		cfg->tls_names = calloc(nn + 1, sizeof(char *));
+		for (size_t i = 0; i < nn && cfg->tls_names != NULL; i++) {
+			if (lua_rawgeti(L, -1, (lua_Integer)i + 1) == LUA_TSTRING)
+				cfg->tls_names[cfg->ntls_names++] = strdup(lua_tostring(L, -1));
+			else
+				config_error(ev, line, "tls_names[%zu] must be a string", i + 1);
+			lua_pop(L, 1);
+		}
+		return;
+	}
 	if (strcmp(key, "shutdown_grace") == 0) {
 		(void)config_number(ev, L, line, key, 0, 86400, &cfg->shutdown_grace);
 		return;
@@ -308,6 +339,20 @@ config_setting(struct config_eval *ev, lua_State *L, const char *key, int line, 
 		cfg->admin_socket = config_path(ev, s);
 	} else if (strcmp(key, "log_file") == 0) {
 		cfg->log_file = config_path(ev, s);
+	} else if (strcmp(key, "roles_dir") == 0) {
+		cfg->roles_dir = config_path(ev, s);
+	} else if (strcmp(key, "tls_cert_file") == 0) {
+		cfg->tls_cert_file = config_path(ev, s);
+	} else if (strcmp(key, "tls_key_file") == 0) {
+		cfg->tls_key_file = config_path(ev, s);
+	} else if (strcmp(key, "api_url") == 0) {
+		cfg->api_url = strdup(s);
+	} else if (strcmp(key, "api_listen") == 0) {
+		char err[256];
+
+		cfg->api_listen = strdup(s);
+		if (util_addr_parse(s, true, &cfg->api_addr, err, sizeof(err)) != 0)
+			config_error(ev, line, "api_listen: %s", err);
 	}
 }
 
@@ -330,11 +375,18 @@ config_settings_parse(struct config_eval *ev, lua_State *L, int settings, int li
 		if (!known)
 			config_error(ev, line, "unknown setting \"%s\"; expected one of node, workers, state_dir, admin_socket, "
 			    "log_file, log_level, shutdown_grace, connect_timeout, handshake_timeout, buffer_limit, "
-			    "or target \"name\" { … }", key);
+			    "roles_dir, max_ttl, clock_skew, invite_ttl, api_listen, api_url, tls_names, tls_cert_file, "
+			    "tls_key_file, or target \"name\" { … }", key);
 		else
 			config_setting(ev, L, key, line, cfg);
 		lua_pop(L, 1);
 	}
+}
+
+static bool
+config_target_known(void *arg, const char *name)
+{
+	return config_target_find(arg, name) != NULL;
 }
 
 static void
@@ -348,6 +400,9 @@ config_defaults(struct config *cfg)
 	cfg->connect_timeout = 10;
 	cfg->handshake_timeout = 15;
 	cfg->buffer_limit = 256u << 10;
+	cfg->max_ttl = 8 * 3600;
+	cfg->clock_skew = 60;
+	cfg->invite_ttl = 24 * 3600;
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "posternd");
 	host[sizeof(host) - 1] = '\0';
@@ -414,6 +469,15 @@ config_load(const char *path, struct config **out, char **errors)
 		cfg->admin_socket = NULL;
 	if (cfg->admin_socket != NULL && strlen(cfg->admin_socket) >= 100)
 		config_error(&ev, 0, "admin_socket path \"%s\" is too long for a unix socket (at most 99 bytes)", cfg->admin_socket);
+	if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL))
+		config_error(&ev, 0, "tls_cert_file and tls_key_file go together; set both or neither");
+	config_check_readable(&ev, 0, "", "tls_cert_file", cfg->tls_cert_file);
+	config_check_readable(&ev, 0, "", "tls_key_file", cfg->tls_key_file);
+	if (cfg->api_listen != NULL && cfg->api_url == NULL &&
+	    asprintf(&cfg->api_url, "https://%s", cfg->api_listen) < 0)
+		cfg->api_url = NULL;
+	if (cfg->roles_dir != NULL)
+		ev.nerrs += roles_load(cfg->roles_dir, cfg->max_ttl, config_target_known, cfg, &cfg->roles, ev.errs);
 	if (ev.nerrs == 0) {
 		*out = cfg;
 		cfg = NULL;	/* transferred */
@@ -469,6 +533,15 @@ config_unref(struct config *cfg)
 	free(cfg->state_dir);
 	free(cfg->admin_socket);
 	free(cfg->log_file);
+	free(cfg->roles_dir);
+	roles_free(&cfg->roles);
+	free(cfg->api_listen);
+	free(cfg->api_url);
+	for (size_t i = 0; i < cfg->ntls_names; i++)
+		free(cfg->tls_names[i]);
+	free(cfg->tls_names);
+	free(cfg->tls_cert_file);
+	free(cfg->tls_key_file);
 	free(cfg);
 }
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "policy/roles.h"
 #include "relay/log.h"
 #include "relay/util.h"
 
@@ -27,6 +28,7 @@ struct config_target {
 	struct net_addr addr;		/* resolved at load */
 	char *listen;			/* tcp: where posternd listens for this target */
 	struct net_addr listen_addr;
+	bool benchmark_plaintext;	/* tcp: no TLS, no identity: benchmarks only */
 	char *database;			/* postgres, mysql: default database */
 	char *user;			/* postgres, mysql: login injected upstream */
 	char *password_file;		/* postgres, mysql: file holding that login's password */
@@ -53,6 +55,18 @@ struct config {
 	size_t buffer_limit;		/* bytes buffered per direction before reading stops */
 	struct config_target *targets;
 	size_t ntargets;
+	char *roles_dir;		/* role scripts; NULL: nobody has access */
+	struct roles roles;		/* loaded from roles_dir */
+	long max_ttl;			/* longest credential lifetime any role may give, seconds */
+	long clock_skew;		/* tolerance on certificate validity windows, seconds */
+	long invite_ttl;		/* default lifetime of an invite, seconds */
+	char *api_listen;		/* login API "host:port"; NULL: no login API */
+	struct net_addr api_addr;
+	char *api_url;			/* the URL engineers use for the login API */
+	char **tls_names;		/* extra DNS names / IPs for posternd's own certificate */
+	size_t ntls_names;
+	char *tls_cert_file;		/* operator-provided certificate for posternd's listeners */
+	char *tls_key_file;
 };
 
 /*

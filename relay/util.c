@@ -4,6 +4,7 @@
 #include "relay/util.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -136,4 +137,28 @@ util_raise_nofile(void)
 			return -1;
 	}
 	return (long)rl.rlim_cur;
+}
+
+int
+util_duration_parse(const char *text, long *seconds)
+{
+	char *end;
+	long n, unit = 1;
+
+	n = strtol(text, &end, 10);
+	if (end == text || n < 0)
+		return -1;
+	switch (*end) {
+	case '\0': case 's': unit = 1; break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	default: return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (n > LONG_MAX / unit)
+		return -1;
+	*seconds = n * unit;
+	return 0;
 }

@@ -39,6 +39,9 @@ double util_now_wall(void);
 /* Format SECONDS since the epoch as RFC 3339 UTC into BUF. */
 const char *util_time_format(double seconds, char *buf, size_t size);
 
+/* Parse a duration: whole seconds ("3600") or a number with a unit ("90s", "30m", "8h", "7d"). */
+int util_duration_parse(const char *text, long *seconds) __attribute__((warn_unused_result));
+
 /* Raise RLIMIT_NOFILE's soft limit to its hard limit; returns the new soft limit. */
 long util_raise_nofile(void);
 
