@@ -1,6 +1,6 @@
 /*
  * Admin socket server, on the main thread's loop. Requests are tiny and rare, so each is
- * handled inline: read one line (bounded), answer, close. Only the uid that runs posternd
+ * handled inline: read one JSON line (bounded), run the command, answer, close. Only the uid that runs posternd
  * (or root) may talk to it, on top of the socket's 0600 mode.
  */
 #include "relay/admin.h"
@@ -26,7 +26,7 @@
 #define ADMIN_TIMEOUT_SEC	5
 
 static struct evconnlistener *admin_listener;
-static const struct admin_hooks *admin_hooks;
+static const struct admin_command *admin_commands;
 static char admin_path[108];
 
 static void
@@ -42,8 +42,7 @@ admin_reply(struct bufferevent *bev, json_t *reply)
 	json_decref(reply);
 }
 
-__attribute__((format(printf, 1, 2)))
-static json_t *
+json_t *
 admin_error(const char *fmt, ...)
 {
 	char msg[512];
@@ -68,35 +67,54 @@ admin_session_json(const struct session_info *info, void *arg)
 }
 
 static json_t *
+admin_sessions(json_t *req)
+{
+	json_t *list = json_array();
+
+	session_registry_each(admin_session_json, list);
+	return json_pack("{s:o}", "sessions", list);
+}
+
+static json_t *
+admin_kill(json_t *req)
+{
+	const char *id = json_string_value(json_object_get(req, "id"));
+
+	if (id == NULL)
+		return admin_error("kill needs \"id\", a session id from posternctl sessions");
+	if (session_registry_kill(id, "session ended by an administrator") != 0)
+		return admin_error("no live session has id \"%.32s\"; see posternctl sessions", id);
+	log_info("session kill requested", "sid=%.32s by=admin", id);
+	return json_pack("{s:b, s:s+}", "ok", 1, "message", "session ending: ", id);
+}
+
+static const struct admin_command admin_builtin[] = {
+	{ "sessions", admin_sessions },
+	{ "kill", admin_kill },
+	{ NULL, NULL },
+};
+
+static json_t *
 admin_handle(const char *line)
 {
-	if (strcmp(line, "status") == 0)
-		return admin_hooks->status();
-	if (strcmp(line, "sessions") == 0) {
-		json_t *list = json_array();
+	json_error_t jerr;
+	json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr), *reply = NULL;
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 
-		session_registry_each(admin_session_json, list);
-		return json_pack("{s:o}", "sessions", list);
+	if (req == NULL || !json_is_object(req) || cmd == NULL) {
+		json_decref(req);
+		return admin_error("a request is one JSON object with \"cmd\", e.g. {\"cmd\": \"status\"}");
 	}
-	if (strncmp(line, "kill ", 5) == 0) {
-		const char *id = line + 5;
-
-		if (session_registry_kill(id, "session ended by an administrator") != 0)
-			return admin_error("no live session has id \"%s\"; see posternctl sessions", id);
-		log_info("session kill requested", "sid=%s by=admin", id);
-		return json_pack("{s:b}", "ok", 1);
-	}
-	if (strcmp(line, "reload") == 0) {
-		char *errors = NULL;
-		json_t *reply;
-
-		if (admin_hooks->reload(&errors) == 0)
-			return json_pack("{s:b}", "ok", 1);
-		reply = json_pack("{s:s}", "error", errors ? errors : "reload failed");
-		free(errors);
-		return reply;
-	}
-	return admin_error("unknown request \"%.64s\"; expected status, sessions, kill ID or reload", line);
+	for (const struct admin_command *c = admin_builtin; c->name != NULL && reply == NULL; c++)
+		if (strcmp(c->name, cmd) == 0)
+			reply = c->run(req);
+	for (const struct admin_command *c = admin_commands; c->name != NULL && reply == NULL; c++)
+		if (strcmp(c->name, cmd) == 0)
+			reply = c->run(req);
+	if (reply == NULL)
+		reply = admin_error("unknown command \"%.64s\"; see posternctl --help", cmd);
+	json_decref(req);
+	return reply;
 }
 
 static void
@@ -175,7 +193,7 @@ admin_path_in_use(const struct sockaddr_un *sun)
 }
 
 int
-admin_start(struct event_base *base, const char *path, const struct admin_hooks *hooks,
+admin_start(struct event_base *base, const char *path, const struct admin_command *commands,
     char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
@@ -213,7 +231,7 @@ admin_start(struct event_base *base, const char *path, const struct admin_hooks 
 		unlink(path);
 		return -1;
 	}
-	admin_hooks = hooks;
+	admin_commands = commands;
 	snprintf(admin_path, sizeof(admin_path), "%s", path);
 	return 0;
 }

@@ -191,7 +191,7 @@ reload(char **errors)
 }
 
 static json_t *
-status_json(void)
+status_json(json_t *req)
 {
 	return json_pack("{s:s, s:s, s:i, s:f, s:i, s:I, s:s, s:b}",
 	    "version", POSTERN_VERSION, "node", current->node, "pid", (int)getpid(),
@@ -199,7 +199,24 @@ status_json(void)
 	    "sessions", (json_int_t)session_registry_count(), "config", current->path, "stopping", stopping);
 }
 
-static const struct admin_hooks hooks = { .status = status_json, .reload = reload };
+static json_t *
+reload_json(json_t *req)
+{
+	char *errors = NULL;
+	json_t *reply;
+
+	if (reload(&errors) == 0)
+		return json_pack("{s:b, s:s}", "ok", 1, "message", "configuration reloaded");
+	reply = json_pack("{s:s}", "error", errors ? errors : "reload failed");
+	free(errors);
+	return reply;
+}
+
+static const struct admin_command commands[] = {
+	{ "status", status_json },
+	{ "reload", reload_json },
+	{ NULL, NULL },
+};
 
 static void
 shutdown_tick(evutil_socket_t fd, short what, void *arg)
@@ -349,7 +366,7 @@ main(int argc, char **argv)
 	started_mono = util_now_mono();
 	if (listeners_apply(current, true) != 0)
 		return 1;
-	if (admin_start(main_base, current->admin_socket, &hooks, err, sizeof(err)) != 0) {
+	if (admin_start(main_base, current->admin_socket, commands, err, sizeof(err)) != 0) {
 		fprintf(stderr, "posternd: %s\n", err);
 		return 1;
 	}

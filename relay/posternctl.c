@@ -30,6 +30,11 @@ usage(FILE *out)
 	    "  sessions [--json]    live sessions: id, protocol, user, target, client, start, bytes\n"
 	    "  kill ID              end the live session ID now\n"
 	    "  reload               reload posternd's configuration (like SIGHUP), printing any errors\n"
+	    "  users ls [--json]    users: roles, devices, locked, last login\n"
+	    "  users invite USER [--ttl 24h]   a one-time enrolment invite for USER\n"
+	    "  users lock USER [--reason R]    lock USER now and end their live sessions\n"
+	    "  users unlock USER\n"
+	    "  users rm-device USER DEVICE     forget one of USER's enrolled devices\n"
 	    "\n"
 	    "  -s, --socket SOCKET  posternd's admin socket (default $POSTERN_ADMIN_SOCKET, else\n"
 	    "                       " CTL_DEFAULT_SOCKET ")\n"
@@ -156,14 +161,110 @@ ctl_print_status(json_t *r)
 	return 0;
 }
 
+static int
+ctl_print_users(json_t *reply)
+{
+	json_t *list = json_object_get(reply, "users"), *u, *x;
+	size_t i, j;
+
+	printf("%-20s  %-24s  %-7s  %-6s  %-20s  %s\n", "USER", "ROLES", "DEVICES", "LOCKED", "LAST LOGIN", "MFA");
+	json_array_foreach(list, i, u) {
+		char roles[128] = "", last[32] = "-";
+		size_t o = 0;
+
+		json_array_foreach(json_object_get(u, "roles"), j, x)
+			o += (size_t)snprintf(roles + o, o < sizeof(roles) ? sizeof(roles) - o : 0, "%s%s", j ? "," : "",
+			    json_string_value(x));
+		if (json_is_integer(json_object_get(u, "last_login")))
+			util_time_format((double)json_integer_value(json_object_get(u, "last_login")), last, sizeof(last));
+		printf("%-20s  %-24s  %-7zu  %-6s  %-20s  %s\n", json_string_value(json_object_get(u, "user")),
+		    roles[0] ? roles : "-", json_array_size(json_object_get(u, "devices")),
+		    json_is_true(json_object_get(u, "locked")) ? "yes" : "no", last,
+		    json_is_true(json_object_get(u, "mfa")) ? "totp" : "-");
+	}
+	return 0;
+}
+
+static int
+ctl_print_invite(json_t *r)
+{
+	char when[32];
+
+	util_time_format((double)json_integer_value(json_object_get(r, "expires")), when, sizeof(when));
+	printf("Invite for %s (single use, expires %s):\n\n", json_string_value(json_object_get(r, "user")), when);
+	printf("  postern login %s --invite %s\n\n", json_string_value(json_object_get(r, "url")),
+	    json_string_value(json_object_get(r, "invite")));
+	printf("Send it to the user over a channel you trust; it pins this relay's CA.\n");
+	return 0;
+}
+
+/* "--name VALUE" among ARGV[FROM..ARGC): VALUE, removed from the list, or NULL. */
+static const char *
+ctl_option(int *argc, char **argv, int from, const char *name)
+{
+	for (int i = from; i + 1 < *argc; i++) {
+		if (strcmp(argv[i], name) == 0) {
+			const char *v = argv[i + 1];
+
+			memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof(char *));
+			*argc -= 2;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+/* Build the request for the command line at ARGV[I..ARGC), or NULL after printing why. */
+static json_t *
+ctl_build(int argc, char **argv, int i)
+{
+	const char *cmd = argv[i++];
+	int nargs = argc - i;
+
+	if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "sessions") == 0 || strcmp(cmd, "reload") == 0) && nargs == 0)
+		return json_pack("{s:s}", "cmd", cmd);
+	if (strcmp(cmd, "kill") == 0) {
+		if (nargs == 1 && strlen(argv[i]) == 16 && strspn(argv[i], "0123456789abcdef") == 16)
+			return json_pack("{s:s, s:s}", "cmd", "kill", "id", argv[i]);
+		fprintf(stderr, "posternctl: kill takes one session id (16 hex digits, see posternctl sessions)\n");
+		return NULL;
+	}
+	if (strcmp(cmd, "users") == 0 && nargs >= 1) {
+		const char *sub = argv[i++];
+		const char *ttl = ctl_option(&argc, argv, i, "--ttl");
+		const char *reason = ctl_option(&argc, argv, i, "--reason");
+		long secs = 0;
+
+		nargs = argc - i;
+		if (ttl != NULL && (util_duration_parse(ttl, &secs) != 0 || secs <= 0)) {
+			fprintf(stderr, "posternctl: --ttl takes a duration like 24h, 30m or 3600\n");
+			return NULL;
+		}
+		if (strcmp(sub, "ls") == 0 && nargs == 0)
+			return json_pack("{s:s}", "cmd", "users.ls");
+		if (strcmp(sub, "invite") == 0 && nargs == 1)
+			return json_pack("{s:s, s:s, s:I}", "cmd", "users.invite", "user", argv[i], "ttl", (json_int_t)secs);
+		if (strcmp(sub, "lock") == 0 && nargs == 1)
+			return json_pack("{s:s, s:s, s:s}", "cmd", "users.lock", "user", argv[i], "reason",
+			    reason ? reason : "locked by an administrator");
+		if (strcmp(sub, "unlock") == 0 && nargs == 1)
+			return json_pack("{s:s, s:s}", "cmd", "users.unlock", "user", argv[i]);
+		if (strcmp(sub, "rm-device") == 0 && nargs == 2)
+			return json_pack("{s:s, s:s, s:s}", "cmd", "users.rm-device", "user", argv[i], "device", argv[i + 1]);
+	}
+	fprintf(stderr, "posternctl: unknown command or wrong arguments: %s\n", cmd);
+	usage(stderr);
+	return NULL;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *sock = getenv("POSTERN_ADMIN_SOCKET");
-	const char *cmd;
-	char request[256];
+	const char *cmd, *sub;
 	bool json = false;
-	json_t *reply;
+	json_t *request, *reply;
+	char *text;
 	int i = 1, r = 1;
 
 	if (sock == NULL || *sock == '\0')
@@ -187,25 +288,19 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	cmd = argv[i++];
-	if (i < argc && strcmp(argv[argc - 1], "--json") == 0) {
+	if (strcmp(argv[argc - 1], "--json") == 0) {
 		json = true;
 		argc--;
 	}
-	if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "sessions") == 0 || strcmp(cmd, "reload") == 0) && i == argc) {
-		snprintf(request, sizeof(request), "%s", cmd);
-	} else if (strcmp(cmd, "kill") == 0 && i + 1 == argc && strlen(argv[i]) == 16 &&
-	    strspn(argv[i], "0123456789abcdef") == 16) {
-		snprintf(request, sizeof(request), "kill %s", argv[i]);
-	} else if (strcmp(cmd, "kill") == 0) {
-		fprintf(stderr, "posternctl: kill takes one session id (16 hex digits, see posternctl sessions)\n");
+	if (i >= argc || (request = ctl_build(argc, argv, i)) == NULL)
 		return 2;
-	} else {
-		fprintf(stderr, "posternctl: unknown command or arguments: %s\n", cmd);
-		usage(stderr);
-		return 2;
-	}
-	if ((reply = ctl_request(sock, request)) == NULL)
+	cmd = argv[i];
+	sub = i + 1 < argc ? argv[i + 1] : "";
+	text = json_dumps(request, JSON_COMPACT);
+	json_decref(request);
+	reply = text ? ctl_request(sock, text) : NULL;
+	free(text);
+	if (reply == NULL)
 		return 1;
 	if (json_object_get(reply, "error") != NULL) {
 		const char *msg = json_string_value(json_object_get(reply, "error"));
@@ -213,20 +308,23 @@ main(int argc, char **argv)
 		fprintf(stderr, "posternctl: %s%s", msg, msg[0] && msg[strlen(msg) - 1] == '\n' ? "" : "\n");
 		r = 1;
 	} else if (json) {
-		char *text = json_dumps(reply, JSON_INDENT(2));
+		char *out = json_dumps(reply, JSON_INDENT(2));
 
-		puts(text);
-		free(text);
+		puts(out);
+		free(out);
 		r = 0;
 	} else if (strcmp(cmd, "status") == 0) {
 		r = ctl_print_status(reply);
 	} else if (strcmp(cmd, "sessions") == 0) {
 		r = ctl_print_sessions(reply);
-	} else if (strcmp(cmd, "kill") == 0) {
-		printf("session %s is ending\n", argv[i]);
-		r = 0;
+	} else if (strcmp(cmd, "users") == 0 && strcmp(sub, "ls") == 0) {
+		r = ctl_print_users(reply);
+	} else if (strcmp(cmd, "users") == 0 && strcmp(sub, "invite") == 0) {
+		r = ctl_print_invite(reply);
 	} else {
-		printf("configuration reloaded\n");
+		const char *msg = json_string_value(json_object_get(reply, "message"));
+
+		printf("%s\n", msg ? msg : "done");
 		r = 0;
 	}
 	json_decref(reply);
