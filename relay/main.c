@@ -19,7 +19,9 @@
 #include "protocols/tcp/tcp.h"
 #include "relay/admin.h"
 #include "relay/config.h"
+#include "relay/identity.h"
 #include "relay/log.h"
+#include "relay/loginapi.h"
 #include "relay/session.h"
 #include "relay/worker.h"
 
@@ -183,10 +185,16 @@ reload(char **errors)
 			log_error("cannot open the new log file; logging stays where it was", "log_file=%s", cfg->log_file);
 	}
 	log_set_level(cfg->log_level);
+	if ((cfg->api_listen == NULL) != (current->api_listen == NULL) ||
+	    (cfg->api_listen != NULL && strcmp(cfg->api_listen, current->api_listen) != 0))
+		log_warn("api_listen changed; takes effect at the next restart", "api_listen=%s",
+		    current->api_listen ? current->api_listen : "-");
 	listeners_apply(cfg, false);
 	config_unref(current);
 	current = cfg;
-	log_info("configuration reloaded", "targets=%zu", cfg->ntargets);
+	log_info("configuration reloaded", "targets=%zu roles=%zu", cfg->ntargets, cfg->roles.n);
+	/* Offboarding: whoever lost access in this reload loses their live sessions now. */
+	identity_sweep(current);
 	return 0;
 }
 
@@ -212,9 +220,20 @@ reload_json(json_t *req)
 	return reply;
 }
 
+static json_t *
+users_json(json_t *req)
+{
+	return identity_admin(current, json_string_value(json_object_get(req, "cmd")), req);
+}
+
 static const struct admin_command commands[] = {
 	{ "status", status_json },
 	{ "reload", reload_json },
+	{ "users.ls", users_json },
+	{ "users.invite", users_json },
+	{ "users.lock", users_json },
+	{ "users.unlock", users_json },
+	{ "users.rm-device", users_json },
 	{ NULL, NULL },
 };
 
@@ -319,7 +338,7 @@ main(int argc, char **argv)
 	};
 	const char *path = NULL;
 	bool check = false;
-	char *errors = NULL, err[256];
+	char *errors = NULL, err[512];
 	struct event *sigs[4];
 	const int signums[4] = { SIGHUP, SIGTERM, SIGINT, 0 };
 	int c, nworkers;
@@ -364,8 +383,16 @@ main(int argc, char **argv)
 		return 1;
 	}
 	started_mono = util_now_mono();
+	if (identity_open(current, err, sizeof(err)) != 0) {
+		fprintf(stderr, "posternd: %s\n", err);
+		return 1;
+	}
 	if (listeners_apply(current, true) != 0)
 		return 1;
+	if (current->api_listen != NULL && loginapi_start(main_base, current, &current, err, sizeof(err)) != 0) {
+		fprintf(stderr, "posternd: %s\n", err);
+		return 1;
+	}
 	if (admin_start(main_base, current->admin_socket, commands, err, sizeof(err)) != 0) {
 		fprintf(stderr, "posternd: %s\n", err);
 		return 1;
@@ -388,6 +415,7 @@ main(int argc, char **argv)
 	event_base_dispatch(main_base);
 
 	worker_stop_all();
+	loginapi_stop();
 	admin_stop();
 	for (int i = 0; signums[i] != 0; i++)
 		event_free(sigs[i]);
@@ -396,6 +424,7 @@ main(int argc, char **argv)
 	listeners_close_all();
 	log_info("posternd stopped", "pid=%d", (int)getpid());
 	config_unref(current);
+	identity_close();
 	event_base_free(main_base);
 	log_close();
 	return 0;

@@ -94,6 +94,14 @@ session_set_state(struct session *s, enum session_state state)
 	atomic_store(&s->state, (int)state);
 }
 
+void
+session_set_user(struct session *s, const char *user)
+{
+	pthread_mutex_lock(&registry_lock);
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	pthread_mutex_unlock(&registry_lock);
+}
+
 static void
 session_unregister(struct session *s)
 {
@@ -131,6 +139,21 @@ session_free(struct session *s)
 		session_free_later(-1, 0, s);
 }
 
+static void
+session_info_fill(const struct session *s, struct session_info *info)
+{
+	memcpy(info->id, s->idstr, sizeof(info->id));
+	info->protocol = s->protocol;
+	memcpy(info->user, s->user, sizeof(info->user));
+	memcpy(info->target, s->target, sizeof(info->target));
+	memcpy(info->client_addr, s->client_addr, sizeof(info->client_addr));
+	info->started = s->started;
+	info->bytes_up = atomic_load_explicit(&s->bytes_up, memory_order_relaxed);
+	info->bytes_down = atomic_load_explicit(&s->bytes_down, memory_order_relaxed);
+	info->state = (enum session_state)atomic_load(&s->state);
+	info->worker = s->worker;
+}
+
 void
 session_registry_each(void (*fn)(const struct session_info *info, void *arg), void *arg)
 {
@@ -138,19 +161,30 @@ session_registry_each(void (*fn)(const struct session_info *info, void *arg), vo
 
 	pthread_mutex_lock(&registry_lock);
 	for (struct session *s = registry_head; s != NULL; s = s->reg_next) {
-		memcpy(info.id, s->idstr, sizeof(info.id));
-		info.protocol = s->protocol;
-		memcpy(info.user, s->user, sizeof(info.user));
-		memcpy(info.target, s->target, sizeof(info.target));
-		memcpy(info.client_addr, s->client_addr, sizeof(info.client_addr));
-		info.started = s->started;
-		info.bytes_up = atomic_load_explicit(&s->bytes_up, memory_order_relaxed);
-		info.bytes_down = atomic_load_explicit(&s->bytes_down, memory_order_relaxed);
-		info.state = (enum session_state)atomic_load(&s->state);
-		info.worker = s->worker;
+		session_info_fill(s, &info);
 		fn(&info, arg);
 	}
 	pthread_mutex_unlock(&registry_lock);
+}
+
+size_t
+session_registry_kill_if(const char *(*pred)(const struct session_info *info, void *arg), void *arg)
+{
+	struct session_info info;
+	const char *reason;
+	size_t n = 0;
+
+	pthread_mutex_lock(&registry_lock);
+	for (struct session *s = registry_head; s != NULL; s = s->reg_next) {
+		session_info_fill(s, &info);
+		if ((reason = pred(&info, arg)) != NULL) {
+			s->kill_reason = reason;
+			event_active(s->kill_ev, EV_TIMEOUT, 0);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return n;
 }
 
 size_t

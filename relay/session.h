@@ -58,6 +58,8 @@ struct session *session_new(struct event_base *base, int worker, struct config *
     enum config_protocol protocol, const char *target_name, const struct sockaddr *client,
     const struct session_ops *ops, void *proto);
 void session_set_state(struct session *s, enum session_state state);
+/* Record who the session belongs to, once authenticated (under the registry lock). */
+void session_set_user(struct session *s, const char *user);
 const char *session_state_name(enum session_state state);
 /* Unregister S now and free it one loop later, when no event of this pass can still name it. */
 void session_free(struct session *s);
@@ -92,6 +94,9 @@ void session_registry_each(void (*fn)(const struct session_info *info, void *arg
 size_t session_registry_count(void);
 /* Ask the session with id ID (16 hex digits) to end with REASON (static). 0 or -ENOENT. */
 int session_registry_kill(const char *id, const char *reason) __attribute__((warn_unused_result));
+/* Ask every session for which PRED sets a reason (a static string) to end with it; returns
+ * how many were asked. PRED runs under the registry lock and must not block. */
+size_t session_registry_kill_if(const char *(*pred)(const struct session_info *info, void *arg), void *arg);
 /* Ask every live session to end with REASON (static); returns how many were asked. */
 size_t session_registry_kill_all(const char *reason);
 

@@ -11,6 +11,8 @@
  */
 #include "relay/users.h"
 
+#include "relay/util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -115,32 +117,6 @@ users_hash_hex(const char *text, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static void
-users_b64(const uint8_t *in, size_t len, char *out)
-{
-	EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-}
-
-static int
-users_unb64(const char *in, uint8_t *out, size_t len)
-{
-	unsigned char buf[128];
-	size_t inlen = strlen(in);
-	int n;
-
-	if (inlen > 4 * sizeof(buf) / 3 || inlen % 4 != 0)
-		return -1;
-	n = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)inlen);
-	/* DecodeBlock counts padding bytes as output; subtract them. */
-	while (inlen > 0 && in[--inlen] == '=')
-		n--;
-	if (n != (int)len)
-		return -1;
-	memcpy(out, buf, len);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return 0;
-}
-
 int
 users_invite_create(const char *user, long ttl, char *code, size_t len)
 {
@@ -203,7 +179,8 @@ users_device_add(const char *user, const char *name, const uint8_t key[USERS_DEV
 	if (idlen < 14 || RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return -1;
 	snprintf(id, idlen, "d%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
-	users_b64(key, USERS_DEVICE_KEY_LEN, b64);
+	if (util_b64_encode(key, USERS_DEVICE_KEY_LEN, b64, sizeof(b64)) != 0)
+		return -1;
 	pthread_mutex_lock(&users_mu);
 	json_object_set_new(json_object_get(users_get(user, true), "devices"), id,
 	    json_pack("{s:s, s:s, s:I}", "name", name, "key", b64, "created", (json_int_t)time(NULL)));
@@ -221,7 +198,7 @@ users_device_key(const char *user, const char *id, uint8_t key[USERS_DEVICE_KEY_
 	pthread_mutex_lock(&users_mu);
 	if ((u = users_get(user, false)) != NULL &&
 	    (dev = json_object_get(json_object_get(u, "devices"), id)) != NULL)
-		ok = users_unb64(json_string_value(json_object_get(dev, "key")), key, USERS_DEVICE_KEY_LEN) == 0;
+		ok = util_b64_decode_exact(json_string_value(json_object_get(dev, "key")), key, USERS_DEVICE_KEY_LEN) == 0;
 	pthread_mutex_unlock(&users_mu);
 	return ok;
 }
@@ -245,7 +222,8 @@ users_totp_set(const char *user, const uint8_t secret[USERS_TOTP_LEN])
 	char b64[64];
 	int r;
 
-	users_b64(secret, USERS_TOTP_LEN, b64);
+	if (util_b64_encode(secret, USERS_TOTP_LEN, b64, sizeof(b64)) != 0)
+		return -1;
 	pthread_mutex_lock(&users_mu);
 	json_object_set_new(users_get(user, true), "totp", json_string(b64));
 	json_object_set_new(users_get(user, true), "totp_step", json_integer(0));
@@ -264,7 +242,7 @@ users_totp_get(const char *user, uint8_t secret[USERS_TOTP_LEN], uint64_t *last_
 
 	pthread_mutex_lock(&users_mu);
 	if ((u = users_get(user, false)) != NULL && (b64 = json_string_value(json_object_get(u, "totp"))) != NULL) {
-		ok = users_unb64(b64, secret, USERS_TOTP_LEN) == 0;
+		ok = util_b64_decode_exact(b64, secret, USERS_TOTP_LEN) == 0;
 		*last_step = (uint64_t)json_integer_value(json_object_get(u, "totp_step"));
 	}
 	pthread_mutex_unlock(&users_mu);

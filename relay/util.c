@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <time.h>
 
 int
@@ -160,5 +163,36 @@ util_duration_parse(const char *text, long *seconds)
 	if (n > LONG_MAX / unit)
 		return -1;
 	*seconds = n * unit;
+	return 0;
+}
+
+int
+util_b64_encode(const uint8_t *in, size_t len, char *out, size_t outlen)
+{
+	if (outlen < 4 * ((len + 2) / 3) + 1 || len > INT_MAX / 2)
+		return -1;
+	EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+	return 0;
+}
+
+int
+util_b64_decode_exact(const char *in, uint8_t *out, size_t len)
+{
+	unsigned char buf[1024];
+	size_t inlen = in ? strlen(in) : 0, pad = 0;
+	int n;
+
+	if (inlen == 0 || inlen % 4 != 0 || inlen / 4 * 3 > sizeof(buf))
+		return -1;
+	n = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)inlen);
+	/* DecodeBlock counts padding as output bytes; take them off. */
+	while (pad < 2 && in[inlen - 1 - pad] == '=')
+		pad++;
+	if (n < 0 || (size_t)n - pad != len) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return -1;
+	}
+	memcpy(out, buf, len);
+	OPENSSL_cleanse(buf, sizeof(buf));
 	return 0;
 }

@@ -42,6 +42,11 @@ const char *util_time_format(double seconds, char *buf, size_t size);
 /* Parse a duration: whole seconds ("3600") or a number with a unit ("90s", "30m", "8h", "7d"). */
 int util_duration_parse(const char *text, long *seconds) __attribute__((warn_unused_result));
 
+/* Standard base64 of IN into OUT (NUL-terminated); OUTLEN must hold 4*ceil(len/3)+1. */
+int util_b64_encode(const uint8_t *in, size_t len, char *out, size_t outlen) __attribute__((warn_unused_result));
+/* Decode IN, which must hold exactly LEN bytes of data, into OUT. 0 or -1. */
+int util_b64_decode_exact(const char *in, uint8_t *out, size_t len) __attribute__((warn_unused_result));
+
 /* Raise RLIMIT_NOFILE's soft limit to its hard limit; returns the new soft limit. */
 long util_raise_nofile(void);
 

@@ -459,7 +459,7 @@ def _write_relay_config(ctx):
                                ("ssh-tcp", "ssh_tcp_port", "ssh_port")):
         lines.append(f'target {q(name):<11} {{ protocol = "tcp", '
                      f"listen = {q('127.0.0.1:' + str(ctx[listen]))}, "
-                     f"address = {q('127.0.0.1:' + str(ctx[port]))} }}")
+                     f"address = {q('127.0.0.1:' + str(ctx[port]))}, benchmark_plaintext = true }}")
     _write(os.path.join(d, "posternd.lua"), "\n".join(lines) + "\n")
 
 

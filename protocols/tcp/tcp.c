@@ -1,20 +1,25 @@
 /*
- * TCP passthrough. Two ios, bytes forwarded as evbuffer chains (no copy), and backpressure
- * both ways: a side stops being read while its peer has cfg->buffer_limit bytes unsent and
- * resumes when that falls to half. Half-closes pass through, so request/response tools that
- * shut down their sending side still get their answer.
+ * TCP passthrough. The client speaks TLS with the certificate `postern login` gave it; once
+ * identity accepts it, posternd connects to the target and relays plaintext bytes both ways
+ * (a target marked benchmark_plaintext skips TLS and identity: benchmarks only). Two ios,
+ * bytes forwarded as evbuffer chains (no copy), and backpressure both ways: a side stops
+ * being read while its peer has cfg->buffer_limit bytes unsent and resumes when that falls to
+ * half. Half-closes pass through, so request/response tools that shut down their sending side
+ * still get their answer.
  */
 #include "protocols/tcp/tcp.h"
 
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "relay/identity.h"
 #include "relay/io.h"
 #include "relay/log.h"
 #include "relay/session.h"
 
 struct tcp_session {
 	struct session *s;
+	const struct config_target *target;	/* lives as long as s->cfg */
 	struct io *client;
 	struct io *upstream;		/* NULL until the connect has started */
 	bool connected;			/* upstream connect finished */
@@ -39,8 +44,8 @@ tcp_close(struct tcp_session *t, const char *reason)
 	char q[160];
 
 	session_set_state(s, SESSION_STATE_CLOSING);
-	log_info("session end", "sid=%s protocol=tcp target=%s client=%s bytes_up=%llu bytes_down=%llu duration=%.3f reason=%s",
-	    s->idstr, s->target, s->client_addr,
+	log_info("session end", "sid=%s protocol=tcp target=%s user=%s client=%s bytes_up=%llu bytes_down=%llu duration=%.3f reason=%s",
+	    s->idstr, s->target, s->user[0] ? s->user : "-", s->client_addr,
 	    (unsigned long long)atomic_load(&s->bytes_up), (unsigned long long)atomic_load(&s->bytes_down),
 	    util_now_wall() - s->started, log_quote(q, sizeof(q), reason));
 	if (t->client != NULL)
@@ -117,6 +122,43 @@ tcp_upstream_drain(struct io *io, void *arg)
 		io_set_reading(t->client, true);
 }
 
+/* Open the onward connection; the client's bytes wait in its buffer until it is up. */
+static void
+tcp_connect_upstream(struct tcp_session *t)
+{
+	struct session *s = t->s;
+
+	session_set_state(s, SESSION_STATE_CONNECTING);
+	t->upstream = io_tcp_connect(s->base, &t->target->addr, s->cfg->connect_timeout, &tcp_upstream_cb, t);
+	if (t->upstream == NULL) {
+		log_warn("target unreachable", "sid=%s target=%s error=\"cannot start the connection\"", s->idstr, s->target);
+		tcp_close(t, "target unreachable");
+		return;
+	}
+	io_set_limit(t->upstream, t->limit);
+}
+
+/* The client's TLS handshake is done: check its certificate, then go on to the target. */
+static void
+tcp_authorised(struct tcp_session *t, struct io *io)
+{
+	struct session *s = t->s;
+	struct identity id;
+	char reason[256], q[300];
+
+	io_clear_timeout(io);
+	if (identity_check_x509(s->cfg, SSL_get0_peer_certificate(io_ssl(io)), s->target, &id, reason, sizeof(reason)) != 0) {
+		log_warn("access denied", "sid=%s protocol=tcp target=%s client=%s reason=%s", s->idstr, s->target,
+		    s->client_addr, log_quote(q, sizeof(q), reason));
+		tcp_close(t, "access denied");
+		return;
+	}
+	session_set_user(s, id.user);
+	log_info("access granted", "sid=%s protocol=tcp target=%s user=%s role=%s serial=%llu", s->idstr, s->target,
+	    id.user, id.role->name, (unsigned long long)id.serial);
+	tcp_connect_upstream(t);
+}
+
 static void
 tcp_client_event(struct io *io, enum io_event ev, void *arg)
 {
@@ -131,6 +173,10 @@ tcp_client_event(struct io *io, enum io_event ev, void *arg)
 		session_count_up(t->s, io_forward(io, t->upstream, 0));
 		io_shutdown_write(t->upstream);
 		tcp_maybe_done(t);
+		return;
+	}
+	if (ev == IO_EVENT_CONNECTED) {
+		tcp_authorised(t, io);
 		return;
 	}
 	tcp_close(t, ev == IO_EVENT_ERROR ? io_error(io) : "client timed out");
@@ -163,7 +209,7 @@ tcp_upstream_event(struct io *io, enum io_event ev, void *arg)
 	case IO_EVENT_TIMEOUT:
 		if (!t->connected) {
 			log_warn("target unreachable", "sid=%s target=%s address=%s error=%s", s->idstr, s->target,
-			    s->cfg ? config_target_find(s->cfg, s->target)->address : "?", log_quote(q, sizeof(q), io_error(io)));
+			    t->target->address, log_quote(q, sizeof(q), io_error(io)));
 			tcp_close(t, "target unreachable");
 		} else {
 			tcp_close(t, io_error(io));
@@ -185,32 +231,28 @@ tcp_accept(struct event_base *base, int worker, int fd, const struct sockaddr *p
     struct config *cfg, const struct config_target *target)
 {
 	struct tcp_session *t;
-	char q[160];
 
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		goto fail;
 	t->limit = cfg->buffer_limit;
+	t->target = target;
 	t->s = session_new(base, worker, cfg, CONFIG_PROTOCOL_TCP, target->name, peer, &tcp_session_ops, t);
 	if (t->s == NULL)
 		goto fail;
-	t->client = io_tcp_new(base, fd, &tcp_client_cb, t);
+	if (target->benchmark_plaintext)
+		t->client = io_tcp_new(base, fd, &tcp_client_cb, t);
+	else
+		t->client = io_tls_accept(base, fd, identity_tls_ctx(), cfg->handshake_timeout, &tcp_client_cb, t);
 	if (t->client == NULL) {
 		session_free(t->s);
 		goto fail;
 	}
 	fd = -1;	/* transferred to t->client */
 	io_set_limit(t->client, t->limit);
-	session_set_state(t->s, SESSION_STATE_CONNECTING);
-	log_info("session start", "sid=%s protocol=tcp target=%s client=%s worker=%d",
-	    t->s->idstr, t->s->target, t->s->client_addr, worker);
-	t->upstream = io_tcp_connect(base, &target->addr, cfg->connect_timeout, &tcp_upstream_cb, t);
-	if (t->upstream == NULL) {
-		log_warn("target unreachable", "sid=%s target=%s error=%s", t->s->idstr, t->s->target,
-		    log_quote(q, sizeof(q), "cannot start the connection"));
-		tcp_close(t, "target unreachable");
-		return;
-	}
-	io_set_limit(t->upstream, t->limit);
+	log_info("session start", "sid=%s protocol=tcp target=%s client=%s worker=%d tls=%s",
+	    t->s->idstr, t->s->target, t->s->client_addr, worker, target->benchmark_plaintext ? "no" : "yes");
+	if (target->benchmark_plaintext)
+		tcp_connect_upstream(t);
 	return;
 fail:
 	log_error("connection refused", "target=%s reason=\"out of memory\"", target->name);

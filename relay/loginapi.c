@@ -1,0 +1,159 @@
+/*
+ * Login API transport: bounded HTTPS requests, JSON bodies, one handler per path. Everything
+ * that decides is in identity.c; this file only moves bytes and maps errors to HTTP.
+ */
+#include "relay/loginapi.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <jansson.h>
+
+#include "relay/identity.h"
+#include "relay/log.h"
+
+#define API_BODY_MAX		(64u << 10)
+#define API_HEADERS_MAX		(16u << 10)
+#define API_TIMEOUT_SEC		10
+
+static struct evhttp *api_http;
+static struct config **api_current;
+
+static struct bufferevent *
+api_bevcb(struct event_base *base, void *arg)
+{
+	SSL *ssl = SSL_new(identity_api_ctx());
+
+	if (ssl == NULL)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+}
+
+static void
+api_reply(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *out = evbuffer_new();
+	char *text = json_dumps(body, JSON_COMPACT);
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+	if (text != NULL) {
+		evbuffer_add(out, text, strlen(text));
+		evbuffer_add(out, "\n", 1);
+		/* Replies carry certificates and TOTP secrets: wipe our copy. */
+		memset(text, 0, strlen(text));
+		free(text);
+	}
+	evhttp_send_reply(req, status, status == 200 ? "OK" : "Error", out);
+	evbuffer_free(out);
+	json_decref(body);
+}
+
+static void
+api_handle(struct evhttp_request *req, void *arg)
+{
+	json_t *(*handler)(const struct config *, json_t *, const char *, int *) = arg;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	char peer[64] = "unknown", *body;
+	char *host = NULL;
+	ev_uint16_t port = 0;
+	json_error_t jerr;
+	json_t *doc, *reply;
+	int status = 500;
+
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
+	if (host != NULL)
+		snprintf(peer, sizeof(peer), "%s", host);
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		api_reply(req, 405, json_pack("{s:s, s:s}", "error", "use POST with a JSON body", "code", "bad_method"));
+		return;
+	}
+	if ((body = malloc(len + 1)) == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_remove(in, body, len);
+	body[len] = '\0';
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	memset(body, 0, len);
+	free(body);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		api_reply(req, 400, json_pack("{s:s, s:s}", "error", "the body must be one JSON object", "code", "bad_request"));
+		return;
+	}
+	reply = handler(*api_current, doc, peer, &status);
+	json_decref(doc);
+	api_reply(req, status, reply);
+}
+
+static void
+api_health(struct evhttp_request *req, void *arg)
+{
+	api_reply(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version", POSTERN_VERSION));
+}
+
+/* The CA certificates, public: the client checks them against the pin in its invite
+ * before it trusts this server with anything. */
+static void
+api_ca(struct evhttp_request *req, void *arg)
+{
+	api_reply(req, 200, json_pack("{s:s, s:s}", "ca_x509", ca_x509_pem(identity_ca()), "ca_ssh", ca_ssh_public(identity_ca())));
+}
+
+static void
+api_notfound(struct evhttp_request *req, void *arg)
+{
+	api_reply(req, 404, json_pack("{s:s, s:s}", "error", "no such endpoint; see docs/login-api.md", "code", "not_found"));
+}
+
+int
+loginapi_start(struct event_base *base, const struct config *cfg, struct config **current,
+    char *err, size_t errlen)
+{
+	struct evconnlistener *lev;
+
+	api_current = current;
+	if ((api_http = evhttp_new(base)) == NULL) {
+		snprintf(err, errlen, "cannot create the login API");
+		return -1;
+	}
+	evhttp_set_bevcb(api_http, api_bevcb, NULL);
+	evhttp_set_max_body_size(api_http, API_BODY_MAX);
+	evhttp_set_max_headers_size(api_http, API_HEADERS_MAX);
+	evhttp_set_timeout(api_http, API_TIMEOUT_SEC);
+	evhttp_set_allowed_methods(api_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	evhttp_set_cb(api_http, "/v1/enrol", api_handle, (void *)identity_api_enrol);
+	evhttp_set_cb(api_http, "/v1/challenge", api_handle, (void *)identity_api_challenge);
+	evhttp_set_cb(api_http, "/v1/login", api_handle, (void *)identity_api_login);
+	evhttp_set_cb(api_http, "/v1/health", api_health, NULL);
+	evhttp_set_cb(api_http, "/v1/ca", api_ca, NULL);
+	evhttp_set_gencb(api_http, api_notfound, NULL);
+	lev = evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    128, (const struct sockaddr *)&cfg->api_addr.ss, (int)cfg->api_addr.len);
+	if (lev == NULL || evhttp_bind_listener(api_http, lev) == NULL) {
+		snprintf(err, errlen, "cannot listen on %s for the login API: %s", cfg->api_listen, strerror(errno));
+		evhttp_free(api_http);
+		api_http = NULL;
+		return -1;
+	}
+	log_info("login API listening", "listen=%s url=%s", cfg->api_listen, cfg->api_url);
+	return 0;
+}
+
+void
+loginapi_stop(void)
+{
+	if (api_http != NULL)
+		evhttp_free(api_http);
+	api_http = NULL;
+}
