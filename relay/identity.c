@@ -30,7 +30,8 @@
 #define CHALLENGE_TTL_SEC	60
 #define CHALLENGES_MAX		256
 #define RATE_ENTRIES		512
-#define RATE_MAX_FAILURES	5	/* per key within RATE_WINDOW_SEC */
+#define RATE_MAX_USER		5	/* failures per user within RATE_WINDOW_SEC */
+#define RATE_MAX_ADDR		30	/* failures per source address (offices share one) */
 #define RATE_WINDOW_SEC		300
 #define PUBKEY_PEM_MAX		2048
 #define DEVICE_NAME_MAX		64
@@ -202,7 +203,7 @@ rate_wait(const char *kind, const char *value)
 	struct rate *r;
 
 	snprintf(key, sizeof(key), "%s:%s", kind, value);
-	if ((r = rate_find(key, false)) == NULL || r->failures < RATE_MAX_FAILURES)
+	if ((r = rate_find(key, false)) == NULL || r->failures < (strcmp(kind, "user") == 0 ? RATE_MAX_USER : RATE_MAX_ADDR))
 		return 0;
 	return (int)(RATE_WINDOW_SEC - (util_now_mono() - r->window_start)) + 1;
 }
