@@ -316,9 +316,12 @@ def test_bad_requests_get_clear_json_errors(env):
     status, reply = env.api.call("POST", "/v1/enrol", {"invite": "x"})
     assert status == 400
     assert env.api.call("GET", "/nope")[0] == 404
-    status, reply = env.api.call("POST", "/v1/login", raw=b"x" * (200 << 10))
-    assert status in (400, 413)
-    assert env.api.call("GET", "/v1/health")[1]["status"] == "ok"
+    try:
+        status = env.api.call("POST", "/v1/login", raw=b"x" * (200 << 10))[0]
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        status = "closed"   # refused before the client finished sending: also fine
+    assert status in (400, 413, "closed")
+    assert env.api.call("GET", "/v1/health")[1]["status"] == "ok", "the API goes on serving"
 
 
 def test_state_files_are_private(env):
