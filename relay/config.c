@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CONFIG_MEM_MAX		(64u << 20)
@@ -100,7 +101,7 @@ config_protocol_name(enum config_protocol protocol)
 /* Fields each protocol accepts, besides protocol, address and description. */
 static const char *const config_fields_tcp[] = { "listen", "benchmark_plaintext", NULL };
 static const char *const config_fields_postgres[] = {
-	"database", "user", "password_file", "ca_file", "sslmode", NULL };
+	"database", "user", "password_file", "ca_file", "sslmode", "target_session_attrs", NULL };
 static const char *const config_fields_mysql[] = {
 	"database", "user", "password_file", "ca_file", NULL };
 static const char *const config_fields_ssh[] = { "login", "key_file", "known_hosts_file", NULL };
@@ -125,6 +126,66 @@ config_fields_list(enum config_protocol p, char *buf, size_t size)
 
 	for (const char *const *f = config_fields[p]; *f != NULL && o < size; f++)
 		o += (size_t)snprintf(buf + o, size - o, ", %s", *f);
+}
+
+/* Resolve the target's address, or for postgres its comma-separated list (failover). */
+static void
+config_addresses(struct config_eval *ev, struct config_target *t, const char *what)
+{
+	char err[256], *list = strdup(t->address), *save = NULL;
+	size_t n = 1;
+
+	for (const char *p = t->address; *p; p++)
+		n += *p == ',';
+	if (n > 1 && t->protocol != CONFIG_PROTOCOL_POSTGRES) {
+		config_error(ev, t->line, "%saddress: only postgres targets take a list of addresses", what);
+		n = 1;
+	}
+	t->addrs = calloc(n, sizeof(*t->addrs));
+	if (list == NULL || t->addrs == NULL) {
+		free(list);
+		return;
+	}
+	for (char *a = strtok_r(list, ",", &save); a != NULL && t->naddrs < n; a = strtok_r(NULL, ",", &save)) {
+		while (*a == ' ')
+			a++;
+		if (util_addr_parse(a, false, &t->addrs[t->naddrs], err, sizeof(err)) != 0)
+			config_error(ev, t->line, "%saddress: %s", what, err);
+		else
+			t->naddrs++;
+	}
+	if (t->naddrs > 0)
+		t->addr = t->addrs[0];
+	free(list);
+}
+
+/* Read the target's password file now, so sessions never touch the disk for it. */
+static void
+config_read_secret(struct config_eval *ev, struct config_target *t, const char *what)
+{
+	char buf[1024];
+	struct stat st;
+	size_t n;
+	FILE *f;
+
+	if (stat(t->password_file, &st) == 0 && (st.st_mode & 077) != 0) {
+		config_error(ev, t->line, "%spassword_file \"%s\" is readable by others (mode %o); chmod 600 it",
+		    what, t->password_file, st.st_mode & 0777);
+		return;
+	}
+	if ((f = fopen(t->password_file, "r")) == NULL)
+		return;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	if (n == 0 || n == sizeof(buf) - 1 || strlen(buf) != n)
+		config_error(ev, t->line, "%spassword_file \"%s\" must hold one password (1 to 1022 bytes, no NUL)",
+		    what, t->password_file);
+	else
+		t->password = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
 }
 
 static void
@@ -176,13 +237,14 @@ config_target_parse(struct config_eval *ev, lua_State *L, struct config_target *
 	config_get_string(ev, L, def, what, t->line, "password_file", true, &t->password_file);
 	config_get_string(ev, L, def, what, t->line, "ca_file", true, &t->ca_file);
 	config_get_string(ev, L, def, what, t->line, "sslmode", false, &t->sslmode);
+	config_get_string(ev, L, def, what, t->line, "target_session_attrs", false, &t->target_session_attrs);
 	config_get_string(ev, L, def, what, t->line, "login", false, &t->login);
 	config_get_string(ev, L, def, what, t->line, "key_file", true, &t->key_file);
 	config_get_string(ev, L, def, what, t->line, "known_hosts_file", true, &t->known_hosts_file);
 	if (t->address == NULL)
 		config_error(ev, t->line, "%saddress is missing; expected \"host:port\" of the real server", what);
-	else if (util_addr_parse(t->address, false, &t->addr, err, sizeof(err)) != 0)
-		config_error(ev, t->line, "%saddress: %s", what, err);
+	else
+		config_addresses(ev, t, what);
 	if (t->protocol == CONFIG_PROTOCOL_TCP) {
 		if (t->listen == NULL)
 			config_error(ev, t->line, "%slisten is missing; a tcp target needs its own \"host:port\" to listen on", what);
@@ -200,6 +262,8 @@ config_target_parse(struct config_eval *ev, lua_State *L, struct config_target *
 	if (t->protocol == CONFIG_PROTOCOL_SSH && t->login == NULL)
 		config_error(ev, t->line, "%slogin is missing; expected the account posternd logs in as on the target", what);
 	config_check_readable(ev, t->line, what, "password_file", t->password_file);
+	if (t->password_file != NULL && access(t->password_file, R_OK) == 0)
+		config_read_secret(ev, t, what);
 	config_check_readable(ev, t->line, what, "ca_file", t->ca_file);
 	config_check_readable(ev, t->line, what, "key_file", t->key_file);
 	config_check_readable(ev, t->line, what, "known_hosts_file", t->known_hosts_file);
@@ -245,7 +309,8 @@ config_targets_parse(struct config_eval *ev, lua_State *L, int list, struct conf
 static const char *const config_settings[] = {
 	"node", "workers", "state_dir", "admin_socket", "log_file", "log_level", "shutdown_grace",
 	"connect_timeout", "handshake_timeout", "buffer_limit", "roles_dir", "max_ttl", "clock_skew",
-	"invite_ttl", "api_listen", "api_url", "tls_names", "tls_cert_file", "tls_key_file", NULL };
+	"invite_ttl", "api_listen", "api_url", "tls_names", "tls_cert_file", "tls_key_file", "listen",
+	"max_message", "max_statement", "idle_in_transaction_timeout", NULL };
 
 static bool
 config_number(struct config_eval *ev, lua_State *L, int line, const char *key, double min, double max, double *out)
@@ -267,6 +332,36 @@ config_integer(struct config_eval *ev, lua_State *L, int line, const char *key, 
 	}
 	*out = (long)lua_tointeger(L, -1);
 	return true;
+}
+
+/* listen = { postgres = "host:port", … }: where each protocol front listens. */
+static void
+config_listen(struct config_eval *ev, lua_State *L, int line, struct config *cfg)
+{
+	char err[256];
+
+	if (lua_type(L, -1) != LUA_TTABLE) {
+		config_error(ev, line, "listen must be a table like { postgres = \"0.0.0.0:5432\" }");
+		return;
+	}
+	lua_pushnil(L);
+	while (lua_next(L, -2) != 0) {
+		const char *proto = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+		int p = -1;
+
+		if (strcmp(proto, "postgres") == 0)
+			p = CONFIG_PROTOCOL_POSTGRES;
+		if (p < 0) {
+			config_error(ev, line, "listen: no front for protocol \"%s\" in this version; expected postgres", proto);
+		} else if (lua_type(L, -1) != LUA_TSTRING) {
+			config_error(ev, line, "listen.%s must be \"host:port\"", proto);
+		} else {
+			cfg->listen[p] = strdup(lua_tostring(L, -1));
+			if (util_addr_parse(cfg->listen[p], true, &cfg->listen_addr[p], err, sizeof(err)) != 0)
+				config_error(ev, line, "listen.%s: %s", proto, err);
+		}
+		lua_pop(L, 1);
+	}
 }
 
 static void
@@ -292,6 +387,24 @@ config_setting(struct config_eval *ev, lua_State *L, const char *key, int line, 
 			*dst = (long)lua_tointeger(L, -1);
 		else if (lua_type(L, -1) != LUA_TSTRING || util_duration_parse(lua_tostring(L, -1), dst) != 0)
 			config_error(ev, line, "%s must be seconds or a duration like \"8h\", \"5m\"", key);
+		return;
+	}
+	if (strcmp(key, "listen") == 0) {
+		config_listen(ev, L, line, cfg);
+		return;
+	}
+	if (strcmp(key, "max_message") == 0) {
+		if (config_integer(ev, L, line, key, 64 << 10, 1L << 30, &n))
+			cfg->max_message = (size_t)n;
+		return;
+	}
+	if (strcmp(key, "max_statement") == 0) {
+		if (config_integer(ev, L, line, key, 1 << 10, 64L << 20, &n))
+			cfg->max_statement = (size_t)n;
+		return;
+	}
+	if (strcmp(key, "idle_in_transaction_timeout") == 0) {
+		(void)config_number(ev, L, line, key, 0, 86400 * 7, &cfg->idle_in_transaction_timeout);
 		return;
 	}
 	if (strcmp(key, "tls_names") == 0) {
@@ -376,7 +489,8 @@ config_settings_parse(struct config_eval *ev, lua_State *L, int settings, int li
 			config_error(ev, line, "unknown setting \"%s\"; expected one of node, workers, state_dir, admin_socket, "
 			    "log_file, log_level, shutdown_grace, connect_timeout, handshake_timeout, buffer_limit, "
 			    "roles_dir, max_ttl, clock_skew, invite_ttl, api_listen, api_url, tls_names, tls_cert_file, "
-			    "tls_key_file, or target \"name\" { … }", key);
+			    "tls_key_file, listen, max_message, max_statement, idle_in_transaction_timeout, "
+			    "or target \"name\" { … }", key);
 		else
 			config_setting(ev, L, key, line, cfg);
 		lua_pop(L, 1);
@@ -403,6 +517,8 @@ config_defaults(struct config *cfg)
 	cfg->max_ttl = 8 * 3600;
 	cfg->clock_skew = 60;
 	cfg->invite_ttl = 24 * 3600;
+	cfg->max_message = 64u << 20;
+	cfg->max_statement = 64u << 10;
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "posternd");
 	host[sizeof(host) - 1] = '\0';
@@ -515,6 +631,12 @@ config_target_free(struct config_target *t)
 	free(t->password_file);
 	free(t->ca_file);
 	free(t->sslmode);
+	free(t->target_session_attrs);
+	free(t->addrs);
+	if (t->password != NULL) {
+		explicit_bzero(t->password, strlen(t->password));
+		free(t->password);
+	}
 	free(t->login);
 	free(t->key_file);
 	free(t->known_hosts_file);
@@ -542,6 +664,8 @@ config_unref(struct config *cfg)
 	free(cfg->tls_names);
 	free(cfg->tls_cert_file);
 	free(cfg->tls_key_file);
+	for (int p = 0; p <= CONFIG_PROTOCOL_SSH; p++)
+		free(cfg->listen[p]);
 	free(cfg);
 }
 

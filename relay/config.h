@@ -24,8 +24,10 @@ enum config_protocol {
 struct config_target {
 	char *name;			/* unique, as users name it */
 	enum config_protocol protocol;
-	char *address;			/* "host:port" as written */
-	struct net_addr addr;		/* resolved at load */
+	char *address;			/* "host:port" as written (postgres: a comma-separated list) */
+	struct net_addr addr;		/* the first address, resolved at load */
+	struct net_addr *addrs;		/* postgres: every address of the list, resolved */
+	size_t naddrs;
 	char *listen;			/* tcp: where posternd listens for this target */
 	struct net_addr listen_addr;
 	bool benchmark_plaintext;	/* tcp: no TLS, no identity: benchmarks only */
@@ -34,6 +36,8 @@ struct config_target {
 	char *password_file;		/* postgres, mysql: file holding that login's password */
 	char *ca_file;			/* postgres, mysql: CA that signs the target's certificate */
 	char *sslmode;			/* postgres: libpq sslmode for the onward hop */
+	char *target_session_attrs;	/* postgres: e.g. "read-write" to find the primary */
+	char *password;			/* the password_file's content, read at load; never logged */
 	char *login;			/* ssh: target login */
 	char *key_file;			/* ssh: private key for the onward hop */
 	char *known_hosts_file;		/* ssh: the target's host key(s) */
@@ -67,6 +71,11 @@ struct config {
 	size_t ntls_names;
 	char *tls_cert_file;		/* operator-provided certificate for posternd's listeners */
 	char *tls_key_file;
+	char *listen[CONFIG_PROTOCOL_SSH + 1];	/* per protocol front: "host:port" or NULL */
+	struct net_addr listen_addr[CONFIG_PROTOCOL_SSH + 1];
+	size_t max_message;		/* largest message a front buffers whole (SQL text) */
+	size_t max_statement;		/* bytes of a statement given to policy (longer: truncated) */
+	double idle_in_transaction_timeout;	/* seconds; 0 = none */
 };
 
 /*

@@ -104,6 +104,16 @@ io_bev_peek(struct io *io, void *buf, size_t len)
 	return n < 0 ? 0 : (size_t)n;
 }
 
+static const uint8_t *
+io_bev_pullup(struct io *io, size_t len)
+{
+	struct evbuffer *in = bufferevent_get_input(io->bev);
+
+	if (evbuffer_get_length(in) < len)
+		return NULL;
+	return evbuffer_pullup(in, (ev_ssize_t)len);
+}
+
 static size_t
 io_bev_recv(struct io *io, void *buf, size_t len)
 {
@@ -186,6 +196,7 @@ static const struct io_ops io_ops_tcp = {
 	.name = "tcp",
 	.readable = io_bev_readable,
 	.peek = io_bev_peek,
+	.pullup = io_bev_pullup,
 	.recv = io_bev_recv,
 	.skip = io_bev_skip,
 	.send = io_bev_send,
@@ -200,6 +211,7 @@ static const struct io_ops io_ops_tls = {
 	.name = "tls",
 	.readable = io_bev_readable,
 	.peek = io_bev_peek,
+	.pullup = io_bev_pullup,
 	.recv = io_bev_recv,
 	.skip = io_bev_skip,
 	.send = io_bev_send,
@@ -252,6 +264,52 @@ io_tcp_new(struct event_base *base, int fd, const struct io_callbacks *cb, void 
 	if (io != NULL)
 		bufferevent_enable(io->bev, EV_READ | EV_WRITE);
 	return io;
+}
+
+struct io *
+io_tcp_adopt(struct event_base *base, int fd, const struct io_callbacks *cb, void *arg)
+{
+	struct io *io;
+
+	io = io_wrap(bufferevent_socket_new(base, fd, 0), &io_ops_tcp, cb, arg);
+	if (io != NULL)
+		bufferevent_enable(io->bev, EV_READ | EV_WRITE);
+	return io;
+}
+
+int
+io_upgrade_tls_accept(struct io *io, SSL_CTX *ctx, double timeout)
+{
+	struct bufferevent *bev;
+	evutil_socket_t fd = bufferevent_getfd(io->bev);
+	SSL *ssl;
+
+	if (io->ops != &io_ops_tcp || io_bev_readable(io) != 0 || io_bev_unsent(io) != 0 || fd < 0)
+		return -1;
+	if ((ssl = SSL_new(ctx)) == NULL)
+		return -1;
+	SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	bev = bufferevent_openssl_socket_new(bufferevent_get_base(io->bev), fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	/* The plain bufferevent gives up the socket without closing it. */
+	bufferevent_setcb(io->bev, NULL, NULL, NULL, NULL);
+	bufferevent_disable(io->bev, EV_READ | EV_WRITE);
+	bufferevent_setfd(io->bev, -1);
+	bufferevent_free(io->bev);
+	io->bev = bev;
+	io->ops = &io_ops_tls;
+	bufferevent_set_max_single_read(bev, IO_MAX_SINGLE_READ);
+	bufferevent_set_max_single_write(bev, IO_MAX_SINGLE_WRITE);
+	bufferevent_setcb(bev, io_bev_read, io_bev_write, io_bev_event, io);
+	io_set_timeout(bev, timeout);
+	if (io->limit != 0)
+		io_set_limit(io, io->limit);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return 0;
 }
 
 struct io *
@@ -320,6 +378,7 @@ io_tls_adopt(struct event_base *base, int fd, SSL *ssl, bool own_fd,
 void
 io_set_limit(struct io *io, size_t limit)
 {
+	io->limit = limit;
 	bufferevent_setwatermark(io->bev, EV_WRITE, limit / 2, 0);
 }
 

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <event2/event.h>
@@ -40,6 +41,9 @@ struct io_ops {
 	const char *name;					/* "tcp", "tls" */
 	size_t (*readable)(struct io *io);			/* bytes buffered for reading */
 	size_t (*peek)(struct io *io, void *buf, size_t len);	/* copy without consuming */
+	/* The first LEN buffered bytes as one contiguous block (rearranging, not consuming),
+	 * or NULL when fewer are buffered. Only for the few messages a protocol must read whole. */
+	const uint8_t *(*pullup)(struct io *io, size_t len);
 	size_t (*recv)(struct io *io, void *buf, size_t len);	/* copy and consume */
 	void (*skip)(struct io *io, size_t len);		/* consume without copying */
 	int (*send)(struct io *io, const void *buf, size_t len);
@@ -57,11 +61,20 @@ struct io {
 	struct io_callbacks cb;
 	void *arg;
 	bool want_shutdown;		/* half-close when unsent reaches zero */
+	size_t limit;			/* from io_set_limit, kept across a TLS upgrade */
 	char error[128];		/* why the last IO_EVENT_ERROR happened */
 };
 
 /* Wrap an accepted or connected socket FD (nonblocking; the io owns it). NULL on failure. */
 struct io *io_tcp_new(struct event_base *base, int fd, const struct io_callbacks *cb, void *arg);
+/* Wrap FD without owning it (a library such as libpq keeps it and closes it). */
+struct io *io_tcp_adopt(struct event_base *base, int fd, const struct io_callbacks *cb, void *arg);
+/*
+ * Turn a plain io into server-side TLS on the same socket (PostgreSQL's SSLRequest, MySQL's
+ * SSL request): nothing may be buffered unread. IO_EVENT_CONNECTED follows the handshake.
+ * 0, or -1 (the io is unchanged).
+ */
+int io_upgrade_tls_accept(struct io *io, SSL_CTX *ctx, double timeout) __attribute__((warn_unused_result));
 /* Connect to ADDR; IO_EVENT_CONNECTED or IO_EVENT_ERROR/TIMEOUT follows. */
 struct io *io_tcp_connect(struct event_base *base, const struct net_addr *addr, double timeout,
     const struct io_callbacks *cb, void *arg);
@@ -82,6 +95,7 @@ const char *io_error(struct io *io);
 
 static inline size_t io_readable(struct io *io) { return io->ops->readable(io); }
 static inline size_t io_peek(struct io *io, void *buf, size_t len) { return io->ops->peek(io, buf, len); }
+static inline const uint8_t *io_pullup(struct io *io, size_t len) { return io->ops->pullup(io, len); }
 static inline size_t io_recv(struct io *io, void *buf, size_t len) { return io->ops->recv(io, buf, len); }
 static inline void io_skip(struct io *io, size_t len) { io->ops->skip(io, len); }
 static inline int io_send(struct io *io, const void *buf, size_t len) { return io->ops->send(io, buf, len); }

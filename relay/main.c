@@ -31,7 +31,8 @@
 
 struct listener {
 	char *address;			/* as written in the config; the key across reloads */
-	char *target;			/* target name the connections are for */
+	enum config_protocol protocol;
+	char *target;			/* target name the connections are for; NULL for a protocol front */
 	struct evconnlistener *lev;
 	struct listener *next;
 };
@@ -50,7 +51,7 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 {
 	struct listener *l = arg;
 
-	worker_dispatch(fd, sa, (socklen_t)salen, current, l->target);
+	worker_dispatch(fd, sa, (socklen_t)salen, current, l->protocol, l->target);
 }
 
 static void
@@ -64,7 +65,8 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 }
 
 static struct listener *
-listener_open(const struct config_target *t, char *err, size_t errlen)
+listener_open(const char *address, const struct net_addr *addr, enum config_protocol protocol,
+    const char *target, char *err, size_t errlen)
 {
 	struct listener *l = calloc(1, sizeof(*l));
 
@@ -72,13 +74,15 @@ listener_open(const struct config_target *t, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	l->address = strdup(t->listen);
-	l->target = strdup(t->name);
+	l->address = strdup(address);
+	l->protocol = protocol;
+	l->target = target ? strdup(target) : NULL;
 	l->lev = evconnlistener_new_bind(main_base, accept_cb, l,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, LISTEN_BACKLOG,
-	    (const struct sockaddr *)&t->listen_addr.ss, (int)t->listen_addr.len);
+	    (const struct sockaddr *)&addr->ss, (int)addr->len);
 	if (l->lev == NULL) {
-		snprintf(err, errlen, "cannot listen on %s for target \"%s\": %s", t->listen, t->name, strerror(errno));
+		snprintf(err, errlen, "cannot listen on %s for %s %s: %s", address, target ? "target" : "the",
+		    target ? target : config_protocol_name(protocol), strerror(errno));
 		free(l->address);
 		free(l->target);
 		free(l);
@@ -102,40 +106,64 @@ listener_close(struct listener *l)
  * close the rest, open the new ones. At start-up any failure is fatal (STRICT); on reload a
  * port that cannot be bound is logged and the others go on.
  */
+/*
+ * Make one listener match (ADDRESS, PROTOCOL, TARGET): reuse the one on ADDRESS from OLD (moved
+ * to *KEEP, re-pointed), or open it. On failure at start-up (STRICT) print and return -1; on a
+ * reload log it and go on.
+ */
+static int
+listener_want(struct listener **old, struct listener **keep, const char *address, const struct net_addr *addr,
+    enum config_protocol protocol, const char *target, bool strict)
+{
+	struct listener **pp, *l;
+	char err[256];
+
+	for (pp = old; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->address, address) == 0)
+			break;
+	if (*pp != NULL) {
+		l = *pp;
+		*pp = l->next;
+		free(l->target);
+		l->target = target ? strdup(target) : NULL;
+		l->protocol = protocol;
+	} else if ((l = listener_open(address, addr, protocol, target, err, sizeof(err))) == NULL) {
+		if (strict) {
+			fprintf(stderr, "posternd: %s\n", err);
+			return -1;
+		}
+		log_error("listener failed", "listen=%s error=\"%s\"", address, err);
+		return 0;
+	} else {
+		log_info("listening", "protocol=%s target=%s listen=%s", config_protocol_name(protocol),
+		    target ? target : "-", address);
+	}
+	l->next = *keep;
+	*keep = l;
+	return 0;
+}
+
+/*
+ * Make the listeners match CFG: one per protocol front, one per tcp target. Those whose
+ * address stays are kept; the rest close; new ones open. At start-up any failure is fatal
+ * (STRICT); on reload a port that cannot be bound is logged and the others go on.
+ */
 static int
 listeners_apply(const struct config *cfg, bool strict)
 {
 	struct listener *keep = NULL, *l, *next;
-	char err[256];
 	int r = 0;
 
+	for (int p = 0; p <= CONFIG_PROTOCOL_SSH; p++)
+		if (cfg->listen[p] != NULL &&
+		    listener_want(&listeners, &keep, cfg->listen[p], &cfg->listen_addr[p], (enum config_protocol)p, NULL, strict) != 0)
+			r = -1;
 	for (size_t i = 0; i < cfg->ntargets; i++) {
 		const struct config_target *t = &cfg->targets[i];
-		struct listener **pp;
 
-		if (t->protocol != CONFIG_PROTOCOL_TCP)
-			continue;
-		for (pp = &listeners; *pp != NULL; pp = &(*pp)->next)
-			if (strcmp((*pp)->address, t->listen) == 0)
-				break;
-		if (*pp != NULL) {
-			l = *pp;
-			*pp = l->next;
-			free(l->target);
-			l->target = strdup(t->name);
-		} else if ((l = listener_open(t, err, sizeof(err))) == NULL) {
-			if (strict) {
-				fprintf(stderr, "posternd: %s\n", err);
-				r = -1;
-				continue;
-			}
-			log_error("listener failed", "target=%s listen=%s error=\"%s\"", t->name, t->listen, err);
-			continue;
-		} else {
-			log_info("listening", "target=%s protocol=tcp listen=%s", t->name, t->listen);
-		}
-		l->next = keep;
-		keep = l;
+		if (t->protocol == CONFIG_PROTOCOL_TCP &&
+		    listener_want(&listeners, &keep, t->listen, &t->listen_addr, t->protocol, t->name, strict) != 0)
+			r = -1;
 	}
 	for (l = listeners; l != NULL; l = next) {
 		next = l->next;

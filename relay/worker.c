@@ -18,7 +18,8 @@ struct worker_job {
 	int fd;
 	struct sockaddr_storage peer;
 	struct config *cfg;		/* one reference, released after the accept */
-	char target[64];
+	enum config_protocol protocol;
+	char target[64];		/* "" for protocol fronts */
 	struct worker_job *next;
 };
 
@@ -61,14 +62,14 @@ worker_wakeup(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&w->lock);
 	while (job != NULL) {
 		struct worker_job *next = job->next;
-		const struct config_target *t = config_target_find(job->cfg, job->target);
+		const struct config_target *t = job->target[0] ? config_target_find(job->cfg, job->target) : NULL;
 
-		if (t == NULL || accept_fns[t->protocol] == NULL) {
+		if ((job->target[0] && t == NULL) || accept_fns[job->protocol] == NULL) {
 			/* The target went away in a reload between accept and now. */
 			log_warn("connection refused", "target=%s reason=\"target no longer configured\"", job->target);
 			close(job->fd);
 		} else {
-			accept_fns[t->protocol](w->base, w->index, job->fd, (struct sockaddr *)&job->peer, job->cfg, t);
+			accept_fns[job->protocol](w->base, w->index, job->fd, (struct sockaddr *)&job->peer, job->cfg, t);
 		}
 		config_unref(job->cfg);
 		free(job);
@@ -109,7 +110,7 @@ worker_start_all(int n)
 
 void
 worker_dispatch(int fd, const struct sockaddr *peer, socklen_t peerlen, struct config *cfg,
-    const char *target_name)
+    enum config_protocol protocol, const char *target_name)
 {
 	struct worker_job *job;
 	struct worker *w;
@@ -126,7 +127,8 @@ worker_dispatch(int fd, const struct sockaddr *peer, socklen_t peerlen, struct c
 		peerlen = sizeof(job->peer);
 	memcpy(&job->peer, peer, peerlen);
 	job->cfg = config_ref(cfg);
-	snprintf(job->target, sizeof(job->target), "%s", target_name);
+	job->protocol = protocol;
+	snprintf(job->target, sizeof(job->target), "%s", target_name ? target_name : "");
 	pthread_mutex_lock(&w->lock);
 	if (w->queue_tail != NULL)
 		w->queue_tail->next = job;

@@ -15,15 +15,17 @@
 
 struct worker;
 
-/* A protocol's entry point: start a session for accepted FD on worker W's loop. */
+/* A protocol's entry point: start a session for accepted FD on worker W's loop. TARGET is
+ * the target of a per-target listener (tcp), or NULL when the protocol names it itself. */
 typedef void (*worker_accept_fn)(struct event_base *base, int worker, int fd,
     const struct sockaddr *peer, struct config *cfg, const struct config_target *target);
 
 /* Start N workers. 0 or a negative error. */
 int worker_start_all(int n) __attribute__((warn_unused_result));
-/* Hand FD (accepted from PEER for TARGET_NAME under CFG) to the next worker, round robin. */
+/* Hand FD (accepted from PEER on a PROTOCOL listener, for TARGET_NAME or NULL, under CFG)
+ * to the next worker, round robin. */
 void worker_dispatch(int fd, const struct sockaddr *peer, socklen_t peerlen, struct config *cfg,
-    const char *target_name);
+    enum config_protocol protocol, const char *target_name);
 /* Stop every loop and join the threads. */
 void worker_stop_all(void);
 int worker_count(void);

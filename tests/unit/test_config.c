@@ -3,6 +3,7 @@
  * names the file and the line that caused it.
  */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "relay/config.h"
@@ -65,7 +66,7 @@ full_config_is_read_into_fields(void)
 	char *errors = NULL;
 	const struct config_target *t;
 
-	write_config("pw", "secret\n");
+	chmod(write_config("pw", "secret\n"), 0600);
 	CHECK(config_load(write_config("full.lua",
 	    "node = 'relay-' .. 'a'\n"
 	    "workers = 3\n"
@@ -102,6 +103,7 @@ full_config_is_read_into_fields(void)
 	CHECK(t != NULL && t->protocol == CONFIG_PROTOCOL_POSTGRES && t->line == 12);
 	CHECK(t != NULL && t->password_file[0] == '/');
 	CHECK(t != NULL && strcmp(t->sslmode, "verify-full") == 0);
+	CHECK(t != NULL && t->password != NULL && strcmp(t->password, "secret") == 0);
 	t = config_target_find(cfg, "web1");
 	CHECK(t != NULL && t->addr.ss.ss_family == AF_INET6);
 	CHECK(config_target_find(cfg, "nope") == NULL);
@@ -157,6 +159,51 @@ target_errors_name_the_target_and_line(void)
 	CHECK_CONTAINS(e, "bad.lua:5: target \"a\" listens on 127.0.0.1:1 like target \"a\"");
 	CHECK_CONTAINS(e, "bad.lua:6: target \"d\" has no definition");
 	CHECK_CONTAINS(e, "bad.lua:7: target \"e\": password_file: cannot read \"/nonexistent\"");
+	free(e);
+}
+
+static void
+postgres_target_takes_an_address_list_and_listen_table(void)
+{
+	struct config *cfg = NULL;
+	char *errors = NULL;
+	const struct config_target *t;
+
+	CHECK(config_load(write_config("list.lua",
+	    "state_dir = 's'\n"
+	    "listen = { postgres = '127.0.0.1:15432' }\n"
+	    "target 'pg' { protocol = 'postgres', address = '127.0.0.1:5432, 127.0.0.2:5433', user = 'u',\n"
+	    "  target_session_attrs = 'read-write' }\n"), &cfg, &errors) == 0);
+	if (cfg == NULL) {
+		printf("# %s\n", errors);
+		free(errors);
+		return;
+	}
+	t = config_target_find(cfg, "pg");
+	CHECK(t != NULL && t->naddrs == 2);
+	CHECK(t != NULL && strcmp(t->target_session_attrs, "read-write") == 0);
+	CHECK(cfg->listen[CONFIG_PROTOCOL_POSTGRES] != NULL);
+	config_unref(cfg);
+}
+
+static void
+readable_password_file_is_refused(void)
+{
+	char *e;
+
+	chmod(write_config("pw644", "x\n"), 0644);
+	e = load_errors("state_dir = 's'\ntarget 'pg' { protocol = 'postgres', address = '127.0.0.1:1', user = 'u', password_file = 'pw644' }\n");
+	CHECK_CONTAINS(e, "bad.lua:2: target \"pg\": password_file");
+	CHECK_CONTAINS(e, "chmod 600");
+	free(e);
+}
+
+static void
+unknown_listen_protocol_is_an_error(void)
+{
+	char *e = load_errors("state_dir = 's'\nlisten = { gopher = '127.0.0.1:70' }\n");
+
+	CHECK_CONTAINS(e, "bad.lua:2: listen: no front for protocol \"gopher\"");
 	free(e);
 }
 
@@ -256,6 +303,9 @@ main(void)
 	TEST(syntax_error_names_its_line);
 	TEST(wrong_types_are_reported_with_what_is_expected);
 	TEST(target_errors_name_the_target_and_line);
+	TEST(postgres_target_takes_an_address_list_and_listen_table);
+	TEST(readable_password_file_is_refused);
+	TEST(unknown_listen_protocol_is_an_error);
 	TEST(missing_state_dir_is_an_error);
 	TEST(sandbox_has_no_io_os_or_load);
 	TEST(endless_loop_is_stopped_with_its_line);
