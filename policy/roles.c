@@ -147,6 +147,19 @@ roles_path(const char *file, const char *p)
 	return out;
 }
 
+/* Compile (not run) the policy file, so a syntax error refuses the whole reload. */
+static void
+roles_check_policy(struct roles_eval *ev, struct role *r)
+{
+	lua_State *T = luaL_newstate();
+
+	if (T == NULL)
+		return;
+	if (luaL_loadfilex(T, r->policy, "t") != LUA_OK)
+		roles_error(ev, r->line, "role \"%s\": policy %s", r->name, lua_tostring(T, -1));
+	lua_close(T);
+}
+
 static void
 roles_parse_one(struct roles_eval *ev, lua_State *L, struct role *r)
 {
@@ -191,6 +204,8 @@ roles_parse_one(struct roles_eval *ev, lua_State *L, struct role *r)
 		r->policy = roles_path(ev->file, lua_tostring(L, -1));
 		if (r->policy == NULL || access(r->policy, R_OK) != 0)
 			roles_error(ev, r->line, "role \"%s\": policy file \"%s\" cannot be read", r->name, lua_tostring(L, -1));
+		else
+			roles_check_policy(ev, r);
 	} else if (!lua_isnil(L, -1)) {
 		roles_error(ev, r->line, "role \"%s\": policy must be a file name", r->name);
 	}

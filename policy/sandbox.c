@@ -219,6 +219,22 @@ sandbox_push_decl(lua_State *L, int list, const char *kind)
 }
 
 int
+sandbox_pcall(struct sandbox *sb, int nargs, int nresults)
+{
+	int r;
+
+	lua_sethook(sb->L, sandbox_hook, LUA_MASKCOUNT, SANDBOX_HOOK_EVERY);
+	r = lua_pcall(sb->L, nargs, nresults, 0);
+	lua_sethook(sb->L, NULL, 0, 0);
+	if (r == LUA_ERRMEM) {
+		lua_pop(sb->L, 1);
+		lua_pushfstring(sb->L, "%s: script uses too much memory (over %d KiB)", sb->chunk ? sb->chunk : "?",
+		    (int)(sb->mem_limit >> 10));
+	}
+	return r == LUA_OK ? 0 : -1;
+}
+
+int
 sandbox_run_file(struct sandbox *sb, const char *path, int env)
 {
 	int r;
@@ -231,12 +247,6 @@ sandbox_run_file(struct sandbox *sb, const char *path, int env)
 	if (lua_setupvalue(sb->L, -2, 1) == NULL)
 		lua_pop(sb->L, 1);
 	sb->steps = 0;
-	lua_sethook(sb->L, sandbox_hook, LUA_MASKCOUNT, SANDBOX_HOOK_EVERY);
-	r = lua_pcall(sb->L, 0, 0, 0);
-	lua_sethook(sb->L, NULL, 0, 0);
-	if (r == LUA_ERRMEM) {
-		lua_pop(sb->L, 1);
-		lua_pushfstring(sb->L, "%s: script uses too much memory (over %d KiB)", path, (int)(sb->mem_limit >> 10));
-	}
-	return r == LUA_OK ? 0 : -1;
+	r = sandbox_pcall(sb, 0, 0);
+	return r;
 }

@@ -53,6 +53,10 @@ void sandbox_push_decl(lua_State *L, int list, const char *kind);
  */
 int sandbox_run_file(struct sandbox *sb, const char *path, int env) __attribute__((warn_unused_result));
 
+/* lua_pcall of the function under NARGS arguments within the budget (steps start from
+ * sb->steps); 0, or -1 with the error message on the stack. */
+int sandbox_pcall(struct sandbox *sb, int nargs, int nresults) __attribute__((warn_unused_result));
+
 /* The line of the Lua code that called the running C function (0 when unknown). */
 int sandbox_caller_line(lua_State *L);
 

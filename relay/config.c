@@ -497,6 +497,8 @@ config_settings_parse(struct config_eval *ev, lua_State *L, int settings, int li
 	}
 }
 
+static atomic_long config_generations;
+
 static bool
 config_target_known(void *arg, const char *name)
 {
@@ -573,6 +575,7 @@ config_load(const char *path, struct config **out, char **errors)
 	}
 	L = sb.L;
 	config_defaults(cfg);
+	cfg->generation = atomic_fetch_add(&config_generations, 1) + 1;
 	cfg->path = strdup(path);
 	if (config_run(&ev, &sb) != 0)
 		goto out;

@@ -46,6 +46,7 @@ struct config_target {
 
 struct config {
 	atomic_int refs;
+	long generation;		/* increases with every load: policies reload when it changes */
 	char *path;			/* the file, as given */
 	char *node;			/* this relay's name in logs and recordings */
 	int workers;			/* worker threads; 0 in the file means one per core */

@@ -1,0 +1,243 @@
+/*
+ * Policy calls on Lua. Each worker thread keeps its own sandboxed state per policy file,
+ * rebuilt when the configuration generation changes (a reload), so no lock is ever taken on
+ * the query path. A policy file defines plain functions:
+ *
+ *   function on_connect(s) return allow() end
+ *   function on_query(s, q) if q.text:find("DROP") then return deny("no DDL here") end return allow() end
+ *
+ * Every call runs under an instruction budget and the state under a memory cap; an error, a
+ * runaway loop or a missing verdict denies (fail closed) and is logged with file:line.
+ */
+#include "policy/policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "policy/sandbox.h"
+#include "relay/log.h"
+
+#define POLICY_MEM_MAX		(32u << 20)
+#define POLICY_STEPS_LOAD	(10L * 1000 * 1000)
+#define POLICY_STEPS_CALL	(1L * 1000 * 1000)
+#define POLICY_FILES_MAX	64
+
+struct policy_state {
+	char *path;
+	struct sandbox sb;	/* stack: 1 settings (the file's globals), 2 per-session state tables */
+	bool broken;		/* failed to load: every call denies */
+};
+
+struct policy_cache {
+	long generation;
+	struct policy_state files[POLICY_FILES_MAX];
+	size_t n;
+};
+
+static _Thread_local struct policy_cache *cache;
+
+static int
+policy_verdict_fn(lua_State *L, const char *verdict)
+{
+	const char *reason = luaL_optstring(L, 1, "");
+
+	lua_createtable(L, 0, 2);
+	lua_pushstring(L, verdict);
+	lua_setfield(L, -2, "verdict");
+	lua_pushstring(L, reason);
+	lua_setfield(L, -2, "reason");
+	return 1;
+}
+
+static int policy_allow(lua_State *L) { return policy_verdict_fn(L, "allow"); }
+static int policy_deny(lua_State *L) { return policy_verdict_fn(L, "deny"); }
+static int policy_terminate(lua_State *L) { return policy_verdict_fn(L, "terminate"); }
+
+static void
+policy_cache_clear(void)
+{
+	for (size_t i = 0; i < cache->n; i++) {
+		sandbox_close(&cache->files[i].sb);
+		free(cache->files[i].path);
+	}
+	cache->n = 0;
+}
+
+static void
+policy_load(struct policy_state *ps)
+{
+	lua_State *L;
+
+	if (sandbox_open(&ps->sb, POLICY_MEM_MAX, POLICY_STEPS_LOAD) != 0) {
+		ps->broken = true;
+		return;
+	}
+	L = ps->sb.L;
+	lua_newtable(L);	/* 1: settings: the file's globals, functions included */
+	lua_newtable(L);	/* 2: per-session state, by session id */
+	lua_newtable(L);	/* 3: lines */
+	lua_newtable(L);	/* 4: extra globals */
+	lua_pushcfunction(L, policy_allow);
+	lua_setfield(L, 4, "allow");
+	lua_pushcfunction(L, policy_deny);
+	lua_setfield(L, 4, "deny");
+	lua_pushcfunction(L, policy_terminate);
+	lua_setfield(L, 4, "terminate");
+	sandbox_push_env(L, 1, 3, 4, SANDBOX_OS_TIME);
+	if (sandbox_run_file(&ps->sb, ps->path, -1) != 0) {
+		char q[512];
+
+		log_error("policy failed to load; its sessions are denied", "file=%s error=%s", ps->path,
+		    log_quote(q, sizeof(q), lua_tostring(L, -1)));
+		ps->broken = true;
+	}
+	lua_settop(L, 2);
+	ps->sb.step_limit = POLICY_STEPS_CALL;
+}
+
+static struct policy_state *
+policy_get(const struct policy_session *s)
+{
+	struct policy_state *ps;
+
+	if (cache == NULL && (cache = calloc(1, sizeof(*cache))) == NULL)
+		return NULL;
+	if (cache->generation != s->config_generation) {
+		policy_cache_clear();
+		cache->generation = s->config_generation;
+	}
+	for (size_t i = 0; i < cache->n; i++)
+		if (strcmp(cache->files[i].path, s->policy_file) == 0)
+			return &cache->files[i];
+	if (cache->n == POLICY_FILES_MAX)
+		return NULL;
+	ps = &cache->files[cache->n++];
+	memset(ps, 0, sizeof(*ps));
+	ps->path = strdup(s->policy_file);
+	policy_load(ps);
+	return ps;
+}
+
+/* Push the s table: the session's facts and its s.state table. */
+static void
+policy_push_session(lua_State *L, const struct policy_session *s)
+{
+	lua_createtable(L, 0, 10);
+	lua_pushstring(L, s->id);
+	lua_setfield(L, -2, "id");
+	lua_pushstring(L, s->user);
+	lua_setfield(L, -2, "user");
+	lua_pushstring(L, s->target);
+	lua_setfield(L, -2, "target");
+	lua_pushstring(L, s->protocol);
+	lua_setfield(L, -2, "protocol");
+	lua_pushstring(L, s->login);
+	lua_setfield(L, -2, "login");
+	lua_pushstring(L, s->client_addr);
+	lua_setfield(L, -2, "client_addr");
+	lua_pushnumber(L, s->started);
+	lua_setfield(L, -2, "started");
+	lua_createtable(L, 0, (int)s->nroles);
+	for (size_t i = 0; i < s->nroles; i++) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, s->roles[i]);
+	}
+	lua_setfield(L, -2, "roles");
+	if (lua_getfield(L, 2, s->id) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, 2, s->id);
+	}
+	lua_setfield(L, -2, "state");
+}
+
+/* Run HOOK with the session table and, when Q, the query table. */
+static enum policy_verdict
+policy_call(const struct policy_session *s, const char *hook, const struct policy_query *q, char *reason, size_t rlen)
+{
+	struct policy_state *ps;
+	enum policy_verdict v = POLICY_DENY;
+	lua_State *L;
+	const char *verdict;
+	char qmsg[512];
+	int nargs = 1;
+
+	if (s->policy_file == NULL)
+		return POLICY_ALLOW;
+	if ((ps = policy_get(s)) == NULL || ps->broken) {
+		snprintf(reason, rlen, "the policy for this session cannot run; ask an administrator");
+		return POLICY_DENY;
+	}
+	L = ps->sb.L;
+	if (lua_getfield(L, 1, hook) != LUA_TFUNCTION) {
+		lua_settop(L, 2);
+		return POLICY_ALLOW;	/* a missing hook allows, for that hook only */
+	}
+	policy_push_session(L, s);
+	if (q != NULL) {
+		lua_createtable(L, 0, 4);
+		lua_pushlstring(L, q->text, q->len);
+		lua_setfield(L, -2, "text");
+		lua_pushboolean(L, q->truncated);
+		lua_setfield(L, -2, "truncated");
+		lua_pushboolean(L, q->prepared);
+		lua_setfield(L, -2, "prepared");
+		nargs++;
+	}
+	ps->sb.steps = 0;
+	ps->sb.chunk = ps->path;
+	if (sandbox_pcall(&ps->sb, nargs, 1) != 0) {
+		log_error("policy error; statement denied", "file=%s hook=%s sid=%s error=%s", ps->path, hook, s->id,
+		    log_quote(qmsg, sizeof(qmsg), lua_tostring(L, -1)));
+		snprintf(reason, rlen, "the policy failed (%s); denied", hook);
+		goto out;
+	}
+	if (!lua_istable(L, -1) || lua_getfield(L, -1, "verdict") != LUA_TSTRING) {
+		log_error("policy returned no verdict; statement denied", "file=%s hook=%s sid=%s", ps->path, hook, s->id);
+		snprintf(reason, rlen, "the policy gave no verdict (%s must return allow(), deny() or terminate())", hook);
+		goto out;
+	}
+	verdict = lua_tostring(L, -1);
+	lua_getfield(L, -2, "reason");
+	snprintf(reason, rlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+	if (strcmp(verdict, "allow") == 0)
+		v = POLICY_ALLOW;
+	else if (strcmp(verdict, "terminate") == 0)
+		v = POLICY_TERMINATE;
+	if (v != POLICY_ALLOW && reason[0] == '\0')
+		snprintf(reason, rlen, "denied by policy");
+out:
+	lua_settop(L, 2);
+	return v;
+}
+
+enum policy_verdict
+policy_on_connect(const struct policy_session *s, char *reason, size_t rlen)
+{
+	return policy_call(s, "on_connect", NULL, reason, rlen);
+}
+
+enum policy_verdict
+policy_on_query(const struct policy_session *s, const struct policy_query *q, char *reason, size_t rlen)
+{
+	return policy_call(s, "on_query", q, reason, rlen);
+}
+
+void
+policy_session_end(const struct policy_session *s)
+{
+	if (cache == NULL || s->policy_file == NULL)
+		return;
+	for (size_t i = 0; i < cache->n; i++) {
+		lua_State *L = cache->files[i].sb.L;
+
+		if (L != NULL && strcmp(cache->files[i].path, s->policy_file) == 0) {
+			lua_pushnil(L);
+			lua_setfield(L, 2, s->id);
+		}
+	}
+}

@@ -1,0 +1,52 @@
+/*
+ * The policy hooks protocol fronts call: on_connect once a user is authorised for a target,
+ * on_query for every statement (PostgreSQL Query and Parse; MySQL later), on_command for SSH.
+ * Each returns a verdict and, for deny and terminate, a reason for the user. A policy that
+ * fails (error, instruction budget, memory cap) denies: fail closed.
+ *
+ * Calls run on the session's worker thread; each worker has its own Lua states.
+ */
+#ifndef POSTERN_POLICY_H
+#define POSTERN_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum policy_verdict {
+	POLICY_ALLOW = 0,
+	POLICY_DENY,		/* refuse this statement or command; the session goes on */
+	POLICY_TERMINATE,	/* end the session */
+};
+
+#define POLICY_REASON_MAX	256
+
+struct policy_session {
+	const char *id;			/* session id, 16 hex digits */
+	const char *user;
+	const char *target;
+	const char *protocol;		/* "postgres", "mysql", "ssh", "tcp" */
+	const char *login;		/* target login */
+	const char *client_addr;
+	double started;			/* wall clock */
+	const char *const *roles;	/* the user's roles */
+	size_t nroles;
+	const char *policy_file;	/* from the granting role; NULL: allow-all */
+	long config_generation;		/* policies reload when this changes */
+};
+
+struct policy_query {
+	const char *text;		/* the statement text as sent (not NUL-terminated) */
+	size_t len;			/* bytes of TEXT given to policy (bounded by max_statement) */
+	bool truncated;			/* the statement was longer than LEN */
+	bool prepared;			/* from a Parse (extended protocol), not a simple Query */
+};
+
+/* on_connect(s): may this session start? */
+enum policy_verdict policy_on_connect(const struct policy_session *s, char *reason, size_t rlen);
+/* on_query(s, q): may this statement run? */
+enum policy_verdict policy_on_query(const struct policy_session *s, const struct policy_query *q,
+    char *reason, size_t rlen);
+/* Forget a session's per-session state (s.state). */
+void policy_session_end(const struct policy_session *s);
+
+#endif
