@@ -388,6 +388,12 @@ io_clear_timeout(struct io *io)
 	bufferevent_set_timeouts(io->bev, NULL, NULL);
 }
 
+int
+io_fd(struct io *io)
+{
+	return (int)bufferevent_getfd(io->bev);
+}
+
 SSL *
 io_ssl(struct io *io)
 {

@@ -89,6 +89,8 @@ struct io *io_tls_adopt(struct event_base *base, int fd, SSL *ssl, bool own_fd,
 void io_set_limit(struct io *io, size_t limit);
 /* Clear both timeouts once a handshake or connect is done. */
 void io_clear_timeout(struct io *io);
+/* The socket under IO (for the one-byte answers some protocols give before TLS starts). */
+int io_fd(struct io *io);
 /* The SSL object under a TLS io, NULL for TCP. */
 SSL *io_ssl(struct io *io);
 const char *io_error(struct io *io);
