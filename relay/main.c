@@ -3,6 +3,8 @@
  * the listeners, the admin socket and the current config; workers own the sessions.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <event2/thread.h>
 #include <jansson.h>
 
+#include "protocols/pg/pg.h"
 #include "protocols/tcp/tcp.h"
 #include "relay/admin.h"
 #include "relay/config.h"
@@ -50,7 +53,10 @@ static void
 accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	struct listener *l = arg;
+	int one = 1;
 
+	/* Relayed protocols are request/response: Nagle's delay would add 40 ms to each reply. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	worker_dispatch(fd, sa, (socklen_t)salen, current, l->protocol, l->target);
 }
 
@@ -426,6 +432,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	worker_set_protocol(CONFIG_PROTOCOL_TCP, tcp_accept);
+	worker_set_protocol(CONFIG_PROTOCOL_POSTGRES, pg_accept);
 	nworkers = current->workers > 0 ? current->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (nworkers < 1)
 		nworkers = 1;

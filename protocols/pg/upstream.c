@@ -1,0 +1,212 @@
+/*
+ * The onward connection: libpq, driven asynchronously on the worker's loop
+ * (PQconnectStartParams, then PQconnectPoll on socket readiness), with the target's login and
+ * password injected from posternd's config, TLS to the target (sslmode up to verify-full with
+ * the target's CA), several hosts and target_session_attrs for failover. Once connected,
+ * libpq's socket and SSL object are adopted by an io and relayed raw; the PGconn stays alive
+ * only to own them and to say goodbye (PQfinish) at the end.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "protocols/pg/session.h"
+#include "relay/log.h"
+
+#define PG_CONN_PARAMS_MAX	20
+
+/* The GUC_REPORT parameters PostgreSQL 15 reports at startup, passed on to the client. */
+static const char *const pg_reported[] = {
+	"server_version", "server_encoding", "client_encoding", "application_name",
+	"default_transaction_read_only", "in_hot_standby", "is_superuser", "session_authorization",
+	"DateStyle", "IntervalStyle", "TimeZone", "integer_datetimes", "standard_conforming_strings", NULL,
+};
+
+static void pg_upstream_poll(evutil_socket_t fd, short what, void *arg);
+
+void
+pg_upstream_free(struct pg_session *p)
+{
+	if (p->upstream != NULL)
+		io_close(p->upstream);
+	p->upstream = NULL;
+	if (p->conn_ev != NULL)
+		event_free(p->conn_ev);
+	p->conn_ev = NULL;
+	if (p->conn != NULL) {
+		/* Nonblocking: the goodbye (Terminate, TLS close) never stalls the worker. */
+		PQsetnonblocking(p->conn, 1);
+		PQfinish(p->conn);
+	}
+	p->conn = NULL;
+}
+
+/* Wait for libpq's socket to be readable or writable, within the connect deadline. */
+static void
+pg_upstream_wait(struct pg_session *p, short what)
+{
+	double left = p->deadline - util_now_mono();
+	struct timeval tv;
+
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = (time_t)left;
+	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+	if (p->conn_ev != NULL)
+		event_free(p->conn_ev);
+	/* The socket can change between polls: libpq moves on to the next host after a failure. */
+	p->conn_ev = event_new(p->s->base, PQsocket(p->conn), what, pg_upstream_poll, p);
+	if (p->conn_ev == NULL || event_add(p->conn_ev, &tv) != 0)
+		pg_fatal(p, PG_SQLSTATE_CONNECTION_FAILURE, "cannot wait for the target connection");
+}
+
+/* The first line of libpq's error, for the client and the log (it never holds the password). */
+static const char *
+pg_upstream_error(struct pg_session *p, char *buf, size_t size)
+{
+	const char *msg = PQerrorMessage(p->conn);
+	size_t n = strcspn(msg, "\n");
+
+	snprintf(buf, size, "%.*s", (int)n, msg);
+	return buf;
+}
+
+static void
+pg_upstream_ready(struct pg_session *p)
+{
+	uint8_t msg[512];
+	size_t n;
+	SSL *ssl = PQsslStruct(p->conn, "OpenSSL");
+	int fd = PQsocket(p->conn);
+
+	PQsetnonblocking(p->conn, 1);
+	p->upstream = ssl != NULL ? io_tls_adopt(p->s->base, fd, ssl, false, &pg_upstream_cb, p)
+	    : io_tcp_adopt(p->s->base, fd, &pg_upstream_cb, p);
+	if (p->upstream == NULL) {
+		pg_fatal(p, PG_SQLSTATE_CONNECTION_FAILURE, "cannot relay the target connection");
+		return;
+	}
+	io_set_limit(p->upstream, p->s->cfg->buffer_limit);
+	/* What the client would have got from the target: AuthenticationOk, the reported
+	 * parameters, a BackendKeyData (posternd's own, for cancels), ReadyForQuery. */
+	if ((n = pg_build_auth_ok(msg, sizeof(msg))) > 0)
+		(void)io_send(p->client, msg, n);
+	for (int i = 0; pg_reported[i] != NULL; i++) {
+		const char *v = PQparameterStatus(p->conn, pg_reported[i]);
+
+		if (v != NULL && (n = pg_build_parameter_status(msg, sizeof(msg), pg_reported[i], v)) > 0)
+			(void)io_send(p->client, msg, n);
+	}
+	pg_cancel_register(p);
+	if ((n = pg_build_backend_key(msg, sizeof(msg), p->key_pid, p->key_secret)) > 0)
+		(void)io_send(p->client, msg, n);
+	if ((n = pg_build_ready(msg, sizeof(msg), PG_TXN_IDLE)) > 0)
+		(void)io_send(p->client, msg, n);
+	log_info("target connected", "sid=%s target=%s host=%s login=%s tls=%s", p->s->idstr, p->s->target,
+	    PQhost(p->conn), PQuser(p->conn), ssl != NULL ? "yes" : "no");
+	pg_relay_start(p);
+}
+
+static void
+pg_upstream_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct pg_session *p = arg;
+	char err[512];
+
+	if (what & EV_TIMEOUT) {
+		pg_fatal(p, PG_SQLSTATE_CONNECTION_FAILURE, "cannot connect to target \"%s\": no answer within %.0f s",
+		    p->s->target, p->s->cfg->connect_timeout);
+		return;
+	}
+	switch (PQconnectPoll(p->conn)) {
+	case PGRES_POLLING_READING:
+		pg_upstream_wait(p, EV_READ);
+		return;
+	case PGRES_POLLING_WRITING:
+		pg_upstream_wait(p, EV_WRITE);
+		return;
+	case PGRES_POLLING_OK:
+		event_free(p->conn_ev);
+		p->conn_ev = NULL;
+		pg_upstream_ready(p);
+		return;
+	default:
+		pg_fatal(p, PG_SQLSTATE_CONNECTION_FAILURE, "cannot connect to target \"%s\": %s", p->s->target,
+		    pg_upstream_error(p, err, sizeof(err)));
+		return;
+	}
+}
+
+/* host and hostaddr lists from the target's resolved addresses (no DNS on the worker). */
+static void
+pg_upstream_hosts(const struct config_target *t, char *host, size_t hsize, char *addr, size_t asize,
+    char *port, size_t psize)
+{
+	size_t h = 0, a = 0, o = 0;
+	const char *list = t->address;
+
+	host[0] = addr[0] = port[0] = '\0';
+	for (size_t i = 0; i < t->naddrs; i++) {
+		char buf[96], *colon;
+		size_t len = strcspn(list, ",");
+
+		/* The name as written, for TLS verification; the address as resolved, to connect. */
+		while (*list == ' ')
+			list++, len--;
+		snprintf(buf, sizeof(buf), "%.*s", (int)len, list);
+		list += strcspn(list, ",") + (list[strcspn(list, ",")] == ',');
+		colon = strrchr(buf, ':');
+		if (colon != NULL)
+			*colon = '\0';
+		h += (size_t)snprintf(host + h, h < hsize ? hsize - h : 0, "%s%s", i ? "," : "",
+		    buf[0] == '[' ? buf + 1 : buf);
+		if (buf[0] == '[' && h > 0 && h <= hsize && host[h - 1] == ']')
+			host[--h] = '\0';
+		util_addr_format((const struct sockaddr *)&t->addrs[i].ss, buf, sizeof(buf));
+		colon = strrchr(buf, ':');
+		*colon = '\0';
+		a += (size_t)snprintf(addr + a, a < asize ? asize - a : 0, "%s%s", i ? "," : "",
+		    buf[0] == '[' ? buf + 1 : buf);
+		if (buf[0] == '[' && a > 0 && a <= asize && addr[a - 1] == ']')
+			addr[--a] = '\0';
+		o += (size_t)snprintf(port + o, o < psize ? psize - o : 0, "%s%s", i ? "," : "", colon + 1);
+	}
+}
+
+void
+pg_upstream_start(struct pg_session *p)
+{
+	const struct config_target *t = p->target;
+	const char *keys[PG_CONN_PARAMS_MAX], *vals[PG_CONN_PARAMS_MAX];
+	char host[1024], addr[1024], port[256], err[512];
+	const char *sslmode = t->sslmode ? t->sslmode : (t->ca_file ? "verify-full" : "require");
+	int k = 0;
+
+	pg_upstream_hosts(t, host, sizeof(host), addr, sizeof(addr), port, sizeof(port));
+#define PG_KV(key, val) do { if ((val) != NULL && *(val) != '\0') { keys[k] = (key); vals[k] = (val); k++; } } while (0)
+	PG_KV("host", host);
+	PG_KV("hostaddr", addr);
+	PG_KV("port", port);
+	PG_KV("user", p->id.login[0] ? p->id.login : t->user);
+	PG_KV("password", t->password);
+	PG_KV("dbname", p->database);
+	PG_KV("sslmode", sslmode);
+	PG_KV("sslrootcert", t->ca_file);
+	PG_KV("target_session_attrs", t->target_session_attrs);
+	PG_KV("application_name", p->application_name);
+	PG_KV("options", p->options);
+	/* The target's own settings file and password file must not leak into the connection. */
+	PG_KV("passfile", "/dev/null");
+#undef PG_KV
+	keys[k] = vals[k] = NULL;
+	p->deadline = util_now_mono() + p->s->cfg->connect_timeout;
+	p->conn = PQconnectStartParams(keys, vals, 0);
+	if (p->conn == NULL || PQstatus(p->conn) == CONNECTION_BAD) {
+		pg_fatal(p, PG_SQLSTATE_CONNECTION_FAILURE, "cannot connect to target \"%s\": %s", p->s->target,
+		    p->conn ? pg_upstream_error(p, err, sizeof(err)) : "out of memory");
+		return;
+	}
+	/* libpq's protocol: start as if PQconnectPoll had asked to write. */
+	pg_upstream_wait(p, EV_WRITE);
+}
