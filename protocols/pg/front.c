@@ -302,7 +302,11 @@ pg_startup_read(struct pg_session *p)
 	/* A copy, so the packet's slices outlive its bytes in the input buffer. */
 	(void)io_recv(p->client, buf, len);
 	if (pg_startup_parse(buf, len, &st, err, sizeof(err)) != 0) {
-		pg_fatal(p, PG_SQLSTATE_PROTOCOL_VIOLATION, "%s", err);
+		uint32_t version = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7];
+
+		/* PostgreSQL answers a version it does not speak with 0A000, anything else with 08P01. */
+		pg_fatal(p, PG_PROTOCOL_MAJOR(version) != 3 && PG_PROTOCOL_MAJOR(version) != 1234 ?
+		    PG_SQLSTATE_FEATURE_NOT_SUPPORTED : PG_SQLSTATE_PROTOCOL_VIOLATION, "%s", err);
 		return;
 	}
 	switch (st.kind) {
