@@ -1,0 +1,490 @@
+"""The PostgreSQL front end to end: real clients (psql, pgbench, psycopg2, psycopg 3)
+through a real posternd to a real PostgreSQL 15, as the sandbox's demo user with the
+certificate `postern login` wrote. The target login and password are injected by posternd."""
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+import time
+
+import psycopg
+import psycopg2
+import psycopg2.extensions
+import pytest
+
+
+def dsn(sb, **extra):
+    d = sb.env["POSTERN_PG_DSN"]
+    return d + "".join(f" {k}={v}" for k, v in extra.items())
+
+
+def psql(sb, *args, dsn_extra=None, **kw):
+    return sb.run(["psql", "-X", "-v", "ON_ERROR_STOP=1", dsn(sb, **(dsn_extra or {})), *args], **kw)
+
+
+@contextlib.contextmanager
+def policy(sb, text):
+    """Put TEXT in force as the demo role's policy for the block, then restore it."""
+    path = sb.env["POSTERN_POLICY_FILE"]
+    with open(path) as f:
+        saved = f.read()
+    with open(path, "w") as f:
+        f.write(text)
+    r = sb.run(["posternctl", "reload"])
+    assert r.returncode == 0, r.stderr
+    try:
+        yield
+    finally:
+        with open(path, "w") as f:
+            f.write(saved)
+        sb.run(["posternctl", "reload"])
+
+
+@contextlib.contextmanager
+def extra_target(sb, text):
+    """Append TEXT (target declarations) to the relay's config for the block."""
+    path = sb.env["POSTERN_CONFIG"]
+    with open(path) as f:
+        saved = f.read()
+    with open(path, "a") as f:
+        f.write("\n" + text + "\n")
+    r = sb.run(["posternctl", "reload"])
+    assert r.returncode == 0, r.stderr
+    try:
+        yield
+    finally:
+        with open(path, "w") as f:
+            f.write(saved)
+        sb.run(["posternctl", "reload"])
+
+
+DENY_FORBIDDEN = """
+function on_query(s, q)
+  if q.text:find("forbidden", 1, true) then return deny("no forbidden things here") end
+  if q.text:find("goodbye", 1, true) then return terminate("policy says goodbye") end
+  return allow()
+end
+"""
+
+
+def direct(sb):
+    return psycopg2.connect(sb.env["POSTERN_PG_DIRECT_DSN"])
+
+
+# --- basics ------------------------------------------------------------------------------
+
+def test_psql_select_goes_through_as_the_injected_login(relay):
+    r = psql(relay, "-At", "-c", "select current_user, current_database()")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "app|appdb"
+
+
+def test_target_database_can_be_named_after_a_slash(relay):
+    r = psql(relay, "-At", "-c", "select current_database()", dsn_extra={"dbname": "pg/postgres"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "postgres"
+
+
+def test_startup_parameters_pass_through(relay):
+    r = psql(relay, "-At", "-c", "show application_name", "-c", "show search_path", "-c", "show DateStyle",
+             dsn_extra={"application_name": "ledger-fix", "options": "'-c search_path=pg_catalog,public'"},
+             env={"PGDATESTYLE": "SQL, DMY"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ledger-fix", "pg_catalog,public", "SQL,", "DMY"]
+
+
+def test_session_is_listed_with_user_and_target(relay):
+    conn = psycopg2.connect(dsn(relay))
+    try:
+        out = relay.run(["posternctl", "sessions", "--json"]).stdout
+        assert re.search(r'"protocol": "postgres".*?"user": "demo".*?"target": "pg"', out, re.S)
+    finally:
+        conn.close()
+
+
+def test_copy_both_ways_with_psql(relay, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("".join(f"{i},row {i}\n" for i in range(20000)))
+    out = tmp_path / "out.csv"
+    r = psql(relay, "-c", "create temp table t (id int, name text)",
+             "-c", f"\\copy t from '{src}' csv", "-c", f"\\copy t to '{out}' csv")
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == src.read_text()
+
+
+def test_psql_ctrl_c_cancels_the_running_query(relay):
+    p = subprocess.Popen(["psql", "-X", dsn(relay), "-c", "select pg_sleep(30)"], env=dict(os.environ, **relay.env),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=10)
+    assert "canceling statement due to user request" in err
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("mode", ["simple", "extended", "prepared"])
+def test_pgbench_select_only_has_no_failures(relay, mode):
+    init = relay.run(["pgbench", "-i", "-s", "1", "-q", dsn(relay)], timeout=120)
+    assert init.returncode == 0, init.stderr
+    r = relay.run(["pgbench", "-n", "-S", "-M", mode, "-c", "4", "-j", "2", "-T", "2", dsn(relay)], timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "number of failed transactions: 0 (0.000%)" in r.stdout
+    assert int(re.search(r"number of transactions actually processed: (\d+)", r.stdout).group(1)) > 100
+
+
+def test_pgbench_tpcb_in_extended_mode_has_no_failures(relay):
+    assert relay.run(["pgbench", "-i", "-s", "1", "-q", dsn(relay)], timeout=120).returncode == 0
+    r = relay.run(["pgbench", "-n", "-M", "extended", "-c", "2", "-T", "2", dsn(relay)], timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "number of failed transactions: 0 (0.000%)" in r.stdout
+
+
+# --- psycopg2 ------------------------------------------------------------------------------
+
+def test_psycopg2_server_side_cursor(relay):
+    with psycopg2.connect(dsn(relay)) as conn:
+        cur = conn.cursor(name="big")
+        cur.itersize = 1000
+        cur.execute("select g from generate_series(1, 25000) g")
+        assert sum(1 for _ in cur) == 25000
+
+
+def test_psycopg2_copy_expert_both_ways(relay):
+    import io
+    with psycopg2.connect(dsn(relay)) as conn:
+        cur = conn.cursor()
+        cur.execute("create temp table c (a int, b text)")
+        cur.copy_expert("copy c from stdin", io.StringIO("".join(f"{i}\tx{i}\n" for i in range(5000))))
+        out = io.StringIO()
+        cur.copy_expert("copy c to stdout", out)
+        assert out.getvalue().count("\n") == 5000
+
+
+def test_psycopg2_notices_arrive(relay):
+    conn = psycopg2.connect(dsn(relay))
+    try:
+        cur = conn.cursor()
+        cur.execute("do $$ begin raise notice 'hello from the server'; end $$")
+        assert any("hello from the server" in n for n in conn.notices)
+    finally:
+        conn.close()
+
+
+def test_psycopg2_listen_notify(relay):
+    a, b = psycopg2.connect(dsn(relay)), psycopg2.connect(dsn(relay))
+    try:
+        a.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+        b.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+        a.cursor().execute("listen postern_chan")
+        b.cursor().execute("notify postern_chan, 'ping'")
+        deadline = time.monotonic() + 5
+        while not a.notifies and time.monotonic() < deadline:
+            import select
+            select.select([a], [], [], 0.5)
+            a.poll()
+        assert a.notifies and a.notifies[0].payload == "ping"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_psycopg2_cancel(relay):
+    conn = psycopg2.connect(dsn(relay))
+    try:
+        threading.Timer(1.0, conn.cancel).start()
+        with pytest.raises(psycopg2.errors.QueryCanceled):
+            conn.cursor().execute("select pg_sleep(20)")
+    finally:
+        conn.close()
+
+
+def test_psycopg2_error_inside_a_transaction_then_rollback(relay):
+    conn = psycopg2.connect(dsn(relay))
+    try:
+        cur = conn.cursor()
+        cur.execute("select 1")
+        with pytest.raises(psycopg2.errors.DivisionByZero):
+            cur.execute("select 1/0")
+        with pytest.raises(psycopg2.errors.InFailedSqlTransaction):
+            cur.execute("select 2")
+        conn.rollback()
+        cur.execute("select 3")
+        assert cur.fetchone() == (3,)
+    finally:
+        conn.close()
+
+
+def test_psycopg2_large_rows_of_50_mb(relay):
+    size = 50 * 1024 * 1024
+    with psycopg2.connect(dsn(relay)) as conn:
+        cur = conn.cursor()
+        cur.execute("select repeat('x', %s)", (size,))
+        assert len(cur.fetchone()[0]) == size
+        cur.execute("create temp table big (v text)")
+        cur.execute("insert into big values (%s)", ("y" * size,))
+        cur.execute("select length(v) from big")
+        assert cur.fetchone() == (size,)
+
+
+# --- policy denial ---------------------------------------------------------------------------
+
+def test_denied_simple_query_gets_42501_and_the_session_goes_on(relay):
+    with policy(relay, DENY_FORBIDDEN):
+        conn = psycopg2.connect(dsn(relay))
+        conn.autocommit = True
+        try:
+            cur = conn.cursor()
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege) as e:
+                cur.execute("select 'forbidden'")
+            assert "no forbidden things here" in str(e.value)
+            cur.execute("select 42")
+            assert cur.fetchone() == (42,)
+        finally:
+            conn.close()
+    assert re.search(r'msg="statement denied".*reason="no forbidden things here"', open(relay.dir + "/posternd.log").read())
+
+
+def test_denied_statement_aborts_the_transaction_like_any_error(relay):
+    with policy(relay, DENY_FORBIDDEN):
+        conn = psycopg2.connect(dsn(relay))
+        try:
+            cur = conn.cursor()
+            cur.execute("create temp table t (v int)")
+            conn.commit()
+            cur.execute("insert into t values (1)")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("select 'forbidden'")
+            with pytest.raises(psycopg2.errors.InFailedSqlTransaction):
+                cur.execute("select 1")
+            conn.rollback()
+            cur.execute("select count(*) from t")
+            assert cur.fetchone() == (0,)
+        finally:
+            conn.close()
+
+
+def test_denied_parse_in_extended_protocol_then_a_working_query(relay):
+    with policy(relay, DENY_FORBIDDEN):
+        with psycopg.connect(dsn(relay), autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
+                conn.execute("select %s::text || 'forbidden'", ("x",), prepare=True)
+            assert "no forbidden things here" in str(e.value)
+            assert conn.execute("select %s::int + 1", (41,), prepare=True).fetchone() == (42,)
+            assert conn.execute("select 'fine'").fetchone() == ("fine",)
+
+
+def test_denied_statement_in_a_pipeline_keeps_reply_order(relay):
+    with policy(relay, DENY_FORBIDDEN):
+        with psycopg.connect(dsn(relay), autocommit=True) as conn:
+            c1 = None
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                with conn.pipeline():
+                    c1 = conn.execute("select 1")
+                    conn.execute("select 'forbidden'")
+                    conn.execute("select 3")
+            assert c1.fetchone() == (1,)
+            assert conn.execute("select 4").fetchone() == (4,)
+
+
+def test_pgbench_extended_with_a_denied_statement_reports_the_policy_error(relay, tmp_path):
+    script = tmp_path / "deny.sql"
+    script.write_text("select 'forbidden';\n")
+    with policy(relay, DENY_FORBIDDEN):
+        r = relay.run(["pgbench", "-n", "-M", "extended", "-t", "1", "-f", str(script), dsn(relay)])
+    assert "postern: denied by policy: no forbidden things here" in r.stderr
+
+
+def test_terminate_ends_the_session_with_a_clear_message(relay):
+    with policy(relay, DENY_FORBIDDEN):
+        r = psql(relay, "-c", "select 'goodbye'")
+    assert r.returncode != 0
+    assert "postern: session terminated by policy: policy says goodbye" in r.stderr
+
+
+def test_policy_that_loops_is_denied_and_the_session_goes_on(relay):
+    with policy(relay, "function on_query(s, q) while true do end end\n"):
+        conn = psycopg2.connect(dsn(relay))
+        conn.autocommit = True
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                conn.cursor().execute("select 1")
+            assert time.monotonic() - t0 < 5
+        finally:
+            conn.close()
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+def front(relay):
+    host, port = relay.env["POSTERN_PG_FRONT_ADDR"].rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=5)
+
+
+def read_all(sock):
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except (ConnectionResetError, socket.timeout):
+        return data
+
+
+def tls_front(relay, cert=True):
+    s = front(relay)
+    s.sendall(struct.pack("!ii", 8, 80877103))
+    assert s.recv(1) == b"S"
+    home = relay.env["POSTERN_HOME"]
+    ctx = ssl.create_default_context(cafile=f"{home}/ca.crt")
+    ctx.check_hostname = False
+    if cert:
+        ctx.load_cert_chain(f"{home}/cert.pem", f"{home}/key.pem")
+    return ctx.wrap_socket(s)
+
+
+def startup(version, **params):
+    body = struct.pack("!i", version) + b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in params.items()) + b"\0"
+    return struct.pack("!i", len(body) + 4) + body
+
+
+def fatal_of(data):
+    """The (SQLSTATE, message) of the first ErrorResponse in DATA."""
+    i = data.find(b"E")
+    assert i >= 0, data
+    fields = dict((f[:1].decode(), f[1:].decode()) for f in data[i + 5:].split(b"\0") if f)
+    return fields.get("C"), fields.get("M")
+
+
+def relay_alive(relay):
+    return psql(relay, "-At", "-c", "select 1").stdout.strip() == "1"
+
+
+@pytest.mark.parametrize("garbage", [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x00\x00", b"\x80\x00\x00\x00" + b"x" * 8,
+                                     b"Q\x00\x00\x00\x0dselect 1\x00"])
+def test_garbage_before_startup_is_refused_and_the_relay_goes_on(relay, garbage):
+    s = front(relay)
+    s.sendall(garbage)
+    if len(garbage) < 4:
+        s.shutdown(socket.SHUT_WR)
+    data = read_all(s)
+    s.close()
+    if data:
+        assert fatal_of(data)[0] == "08P01"
+    assert relay_alive(relay)
+
+
+def test_truncated_startup_times_out_or_closes(relay):
+    s = front(relay)
+    s.sendall(struct.pack("!i", 100) + b"\x00\x03")
+    s.shutdown(socket.SHUT_WR)
+    assert read_all(s) == b""
+    assert relay_alive(relay)
+
+
+def test_plaintext_startup_is_refused_with_a_clear_fatal(relay):
+    r = psql(relay, "-c", "select 1", dsn_extra={"sslmode": "disable"})
+    assert r.returncode != 0
+    assert "postern requires TLS with your client certificate" in r.stderr
+
+
+def test_tls_without_a_client_certificate_is_refused(relay):
+    s = tls_front(relay, cert=False)
+    s.sendall(startup(196608, user="demo", database="pg"))
+    state, msg = fatal_of(read_all(s))
+    assert state == "28000" and "no client certificate" in msg
+
+
+def test_certificate_from_another_ca_is_refused(relay, tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", f"{tmp_path}/k.pem", "-out", f"{tmp_path}/c.pem", "-days", "1", "-subj", "/CN=demo",
+                    "-addext", "extendedKeyUsage=clientAuth"], check=True, capture_output=True)
+    r = psql(relay, "-c", "select 1", dsn_extra={"sslcert": f"{tmp_path}/c.pem", "sslkey": f"{tmp_path}/k.pem"})
+    assert r.returncode != 0
+    assert relay_alive(relay)
+
+
+def test_unknown_target_gets_3d000(relay):
+    r = psql(relay, "-c", "select 1", dsn_extra={"dbname": "nope"})
+    assert r.returncode != 0 and 'no PostgreSQL target is named "nope"' in r.stderr
+
+
+def test_unsupported_protocol_version_is_refused(relay):
+    s = tls_front(relay)
+    s.sendall(startup(2 << 16, user="demo", database="pg"))
+    state, msg = fatal_of(read_all(s))
+    assert state == "0A000" and "unsupported frontend protocol 2.0" in msg
+
+
+def test_newer_minor_version_gets_negotiate_protocol_version(relay):
+    s = tls_front(relay)
+    s.sendall(startup((3 << 16) | 2, user="demo", database="pg", **{"_pq_.future": "1"}))
+    data = b""
+    while b"Z\x00\x00\x00\x05" not in data:
+        chunk = s.recv(65536)
+        assert chunk, data
+        data += chunk
+    assert data.startswith(b"v")
+    assert struct.unpack("!ii", data[5:13]) == (196608, 1) and b"_pq_.future\0" in data
+    s.close()
+
+
+def test_huge_message_length_is_a_protocol_violation(relay):
+    s = tls_front(relay)
+    s.sendall(startup(196608, user="demo", database="pg"))
+    data = b""
+    while b"Z\x00\x00\x00\x05I" not in data:
+        data += s.recv(65536)
+    s.sendall(b"Q" + struct.pack("!I", 0x80000000) + b"x" * 16)
+    state, msg = fatal_of(read_all(s))
+    assert state == "08P01"
+    assert relay_alive(relay)
+
+
+def test_target_that_is_down_gets_08006(relay):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with extra_target(relay, f'target "pg-down" {{ protocol = "postgres", address = "127.0.0.1:{port}", user = "app" }}'):
+        r = psql(relay, "-c", "select 1", dsn_extra={"dbname": "pg-down"})
+    assert r.returncode != 0
+    assert 'cannot connect to target "pg-down"' in r.stderr
+    assert relay_alive(relay)
+
+
+def test_upstream_dying_mid_query_ends_that_session_only(relay):
+    other = psycopg2.connect(dsn(relay))
+    victim = psycopg2.connect(dsn(relay))
+    try:
+        vcur = victim.cursor()
+        vcur.execute("select pg_backend_pid()")
+        pid = vcur.fetchone()[0]
+        killer = threading.Timer(1.0, lambda: direct(relay).cursor().execute("select pg_terminate_backend(%s)", (pid,)))
+        killer.start()
+        with pytest.raises(psycopg2.OperationalError):
+            vcur.execute("select pg_sleep(20)")
+        killer.join()
+        ocur = other.cursor()
+        ocur.execute("select 7")
+        assert ocur.fetchone() == (7,)
+    finally:
+        other.close()
+        victim.close()
+
+
+def test_cancel_with_an_unknown_key_does_nothing_and_is_logged(relay):
+    s = front(relay)
+    s.sendall(struct.pack("!iiii", 16, 80877102, 12345, 67890))
+    assert read_all(s) == b""
+    time.sleep(0.2)
+    assert "cancel request with an unknown key ignored" in open(relay.dir + "/posternd.log").read()
+    assert relay_alive(relay)
