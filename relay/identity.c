@@ -319,7 +319,7 @@ identity_api_challenge(const struct config *cfg, json_t *req, const char *peer, 
 	const char *user = json_string_value(json_object_get(req, "user"));
 	const char *device = json_string_value(json_object_get(req, "device_id"));
 	uint8_t key[USERS_DEVICE_KEY_LEN];
-	struct challenge *c = &challenges[0];
+	struct challenge *c;
 	char b64[64];
 	double now = util_now_mono();
 	json_t *reply;
@@ -332,14 +332,20 @@ identity_api_challenge(const struct config *cfg, json_t *req, const char *peer, 
 		api_failed(user, peer, "login refused", "unknown device");
 		return api_error(status, 403, "unknown_device", "this device is not enrolled for %s; enrol with an invite (postern login --invite)", user);
 	}
+	/* One live challenge per device (a new one replaces it); a free slot otherwise. A full
+	 * table refuses rather than evicting someone else's live challenge. */
+	c = NULL;
 	for (size_t i = 0; i < CHALLENGES_MAX; i++) {
-		if (challenges[i].expires < now) {
+		if (challenges[i].expires >= now && strcmp(challenges[i].user, user) == 0 &&
+		    strcmp(challenges[i].device, device) == 0) {
 			c = &challenges[i];
 			break;
 		}
-		if (challenges[i].expires < c->expires)
+		if (c == NULL && challenges[i].expires < now)
 			c = &challenges[i];
 	}
+	if (c == NULL)
+		return api_error(status, 503, "busy", "too many logins in progress; try again in a minute");
 	snprintf(c->user, sizeof(c->user), "%s", user);
 	snprintf(c->device, sizeof(c->device), "%s", device);
 	randombytes_buf(c->nonce, sizeof(c->nonce));
@@ -440,7 +446,9 @@ identity_api_login(const struct config *cfg, json_t *req, const char *peer, int 
 		return api_error(status, 403, "no_role", "user %s is not a member of any role; ask an administrator", user);
 	}
 	if (mfa && !login_totp_ok(user, totp)) {
-		api_failed(user, peer, "login refused", totp ? "wrong or reused TOTP code" : "TOTP code missing");
+		/* A missing code is how a client learns it needs one: not an attempt at guessing. */
+		if (totp != NULL)
+			api_failed(user, peer, "login refused", "wrong or reused TOTP code");
 		return api_error(status, 401, totp ? "bad_totp" : "totp_required",
 		    totp ? "the TOTP code is wrong or was already used; wait for the next one" : "your role requires a TOTP code");
 	}
