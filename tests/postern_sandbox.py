@@ -109,9 +109,28 @@ Postern demo is running in {d}
 Set up your shell:
   . {d}/env
 
-Through the relay (tcp passthrough targets today; the PostgreSQL, MySQL and SSH fronts with
-short-lived credentials and per-query policy come with the next issues):
-  PGPASSWORD=$(cat $POSTERN_PG_APP_PASSWORD_FILE) psql "host={pg_host} port={pg_port} user=app dbname=appdb sslmode=verify-full sslrootcert=$POSTERN_TLS_CA" -c 'select version()'
+The demo user "demo" is enrolled and logged in (certificates in $POSTERN_HOME):
+  postern status
+
+PostgreSQL through the relay (posternd injects the target login; your policy sees every statement):
+  psql "$POSTERN_PG_DSN"
+  psql "$POSTERN_PG_DSN" -c 'select current_user, version()'
+  pgbench -i "$POSTERN_PG_DSN" && pgbench -S -T 5 "$POSTERN_PG_DSN"
+
+Edit the demo policy, then put it in force:
+  $EDITOR $POSTERN_POLICY_FILE && posternctl reload
+  (e.g. in on_query: if q.text:lower():find("drop") then return deny("no DROP here") end)
+
+Admin:
+  posternctl users ls
+  posternctl users lock demo --reason test     # ends demo's live sessions at once
+  posternctl users unlock demo
+
+SSH with the demo user's short-lived certificate (sshd here trusts posternd's user CA):
+  ssh -F none -i $POSTERN_HOME/id_postern -o UserKnownHostsFile={d}/ssh/known_hosts -p {env['POSTERN_SSH_PORT']} {env['POSTERN_SSH_LOGIN']}@127.0.0.1 uptime
+
+Plain TCP passthrough (benchmark-only targets, no identity):
+  PGPASSWORD=$(cat $POSTERN_PG_APP_PASSWORD_FILE) psql "host={pg_host} port={pg_port} user=app dbname=appdb sslmode=verify-full sslrootcert=$POSTERN_TLS_CA" -c 'select 1'
   mariadb --host={my_host} --port={my_port} --user=app --password=$(cat $POSTERN_MYSQL_APP_PASSWORD_FILE) --ssl --ssl-ca=$POSTERN_TLS_CA appdb -e 'select version()'
   ssh -F none -i {d}/ssh/target_key -o UserKnownHostsFile={d}/ssh/known_hosts -p {ssh_port} {env['POSTERN_SSH_LOGIN']}@{ssh_host} uptime
 
