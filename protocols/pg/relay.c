@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "protocols/pg/session.h"
 #include "relay/log.h"
 
@@ -54,7 +55,7 @@ pg_put32(uint8_t *p, uint32_t v)
 /* ---- the model ---- */
 
 static bool
-pg_expect_push(struct pg_session *p, uint8_t kind, bool injected)
+pg_expect_push_seq(struct pg_session *p, uint8_t kind, bool injected, uint32_t seq)
 {
 	if (p->e_count == p->e_cap) {
 		uint32_t cap = p->e_cap ? p->e_cap * 2 : 64;
@@ -70,9 +71,16 @@ pg_expect_push(struct pg_session *p, uint8_t kind, bool injected)
 		p->e_cap = cap;
 		p->e_head = 0;
 	}
-	p->expect[(p->e_head + p->e_count) % p->e_cap] = (struct pg_expect){ .kind = kind, .injected = injected };
+	p->expect[(p->e_head + p->e_count) % p->e_cap] = (struct pg_expect){ .kind = kind, .injected = injected, .seq = seq };
 	p->e_count++;
 	return true;
+}
+
+static bool
+pg_expect_push(struct pg_session *p, uint8_t kind, bool injected)
+{
+	/* Executes are statements too: number them for the audit trail. */
+	return pg_expect_push_seq(p, kind, injected, kind == PG_MSG_EXECUTE && !injected ? ++p->seq : 0);
 }
 
 static struct pg_expect *
@@ -84,8 +92,13 @@ pg_expect_head(struct pg_session *p)
 static void
 pg_expect_pop(struct pg_session *p)
 {
-	if (p->e_count == 0)
+	struct pg_expect *e = pg_expect_head(p);
+
+	if (e == NULL)
 		return;
+	if (e->seq != 0)
+		audit_outcome(p->s, e->seq, p->outcome_tag, p->outcome_state[0] ? p->outcome_state : NULL);
+	p->outcome_tag[0] = p->outcome_state[0] = '\0';
 	p->e_head = (p->e_head + 1) % p->e_cap;
 	p->e_count--;
 }
@@ -132,7 +145,7 @@ pg_model_reply(struct pg_session *p, uint8_t type, struct slice body)
 	struct pg_expect *head = pg_expect_head(p);
 	bool injected = head != NULL && head->injected;
 	char status, sqlstate[6] = "", severity[PG_SEVERITY_MAX];
-	struct slice msg;
+	struct slice msg, tag;
 
 	switch (type) {
 	case PG_MSG_PARSE_COMPLETE:
@@ -150,6 +163,9 @@ pg_model_reply(struct pg_session *p, uint8_t type, struct slice body)
 			pg_expect_pop(p);
 		return PG_REPLY_FORWARD;
 	case PG_MSG_COMMAND_COMPLETE:
+		if (body.ptr != NULL && pg_parse_command_complete(body, &tag) == 0)
+			snprintf(p->outcome_tag, sizeof(p->outcome_tag), "%.*s", (int)tag.len, (const char *)tag.ptr);
+		/* fall through */
 	case PG_MSG_EMPTY_QUERY:
 	case PG_MSG_PORTAL_SUSPENDED:
 		if (head != NULL && head->kind == PG_MSG_EXECUTE)
@@ -160,8 +176,8 @@ pg_model_reply(struct pg_session *p, uint8_t type, struct slice body)
 		return PG_REPLY_FORWARD;
 	case PG_MSG_ERROR:
 		p->copy_in = false;
-		if (body.ptr != NULL && pg_parse_error_fields(body, sqlstate, &msg, severity) == 0)
-			log_debug("statement error", "sid=%s sqlstate=%s", p->s->idstr, sqlstate);
+		if (body.ptr != NULL && pg_parse_error_fields(body, sqlstate, &msg, severity) == 0 && head != NULL)
+			snprintf(p->outcome_state, sizeof(p->outcome_state), "%s", injected ? PG_SQLSTATE_INSUFFICIENT_PRIVILEGE : sqlstate);
 		if (head == NULL)
 			return PG_REPLY_FORWARD;	/* not an answer: e.g. the target shutting down */
 		if (!pg_is_sync_point(head->kind))
@@ -220,7 +236,7 @@ pg_build_deny_parse(uint8_t *out, size_t cap)
 
 /* Replace the client's denied message with a statement that fails on the target. */
 static bool
-pg_deny(struct pg_session *p, uint8_t type, uint32_t total, const char *reason)
+pg_deny(struct pg_session *p, uint8_t type, uint32_t total, const char *reason, uint32_t seq)
 {
 	uint8_t msg[512];
 	size_t n;
@@ -229,11 +245,11 @@ pg_deny(struct pg_session *p, uint8_t type, uint32_t total, const char *reason)
 	snprintf(p->deny_reason, sizeof(p->deny_reason), "%s", reason);
 	if (type == PG_MSG_QUERY) {
 		n = pg_build_query(msg, sizeof(msg), PG_DENY_SQL);
-		if (n == 0 || !pg_expect_push(p, PG_MSG_QUERY, true))
+		if (n == 0 || !pg_expect_push_seq(p, PG_MSG_QUERY, true, seq))
 			return false;
 	} else {
 		n = pg_build_deny_parse(msg, sizeof(msg));
-		if (n == 0 || !pg_expect_push(p, PG_MSG_PARSE, true) || !pg_expect_push(p, PG_MSG_BIND, true) ||
+		if (n == 0 || !pg_expect_push_seq(p, PG_MSG_PARSE, true, seq) || !pg_expect_push(p, PG_MSG_BIND, true) ||
 		    !pg_expect_push(p, PG_MSG_EXECUTE, true))
 			return false;
 	}
@@ -250,6 +266,7 @@ pg_statement(struct pg_session *p, uint8_t type, uint32_t total)
 	char reason[POLICY_REASON_MAX], qr[POLICY_REASON_MAX + 16];
 	enum policy_verdict v;
 	uint16_t nparams;
+	uint32_t seq;
 	int r;
 
 	r = type == PG_MSG_QUERY ? pg_parse_query(body, &sql) : pg_parse_parse(body, &name, &sql, &nparams);
@@ -257,13 +274,16 @@ pg_statement(struct pg_session *p, uint8_t type, uint32_t total)
 		pg_fatal(p, PG_SQLSTATE_PROTOCOL_VIOLATION, "malformed %s message", type == PG_MSG_QUERY ? "Query" : "Parse");
 		return;
 	}
+	seq = ++p->seq;
 	q.text = (const char *)sql.ptr;
 	q.len = sql.len > p->s->cfg->max_statement ? p->s->cfg->max_statement : sql.len;
 	q.truncated = q.len < sql.len;
 	p->statements++;
 	v = policy_on_query(&p->pol, &q, reason, sizeof(reason));
+	audit_statement(p->s, seq, type == PG_MSG_QUERY ? "query" : "parse", q.text, sql.len,
+	    v == POLICY_ALLOW ? AUDIT_ALLOWED : v == POLICY_DENY ? AUDIT_DENIED : AUDIT_TERMINATED, v == POLICY_ALLOW ? NULL : reason);
 	if (v == POLICY_ALLOW) {
-		if (!pg_expect_push(p, type, false)) {
+		if (!pg_expect_push_seq(p, type, false, seq)) {
 			pg_fatal(p, PG_SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "too many requests in flight");
 			return;
 		}
@@ -278,7 +298,7 @@ pg_statement(struct pg_session *p, uint8_t type, uint32_t total)
 		pg_fatal(p, PG_SQLSTATE_INSUFFICIENT_PRIVILEGE, "postern: session terminated by policy: %s", reason);
 		return;
 	}
-	if (!pg_deny(p, type, total, reason))
+	if (!pg_deny(p, type, total, reason, seq))
 		pg_fatal(p, PG_SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "too many requests in flight");
 }
 

@@ -30,6 +30,7 @@ enum pg_state {
 struct pg_expect {
 	uint8_t kind;		/* the frontend message type: Q, P, B, D, E, C, S, F */
 	bool injected;		/* sent by posternd in place of a denied message */
+	uint32_t seq;		/* audit statement number (Query, Parse, Execute), 0 otherwise */
 };
 
 #define PG_EXPECT_MAX	65536	/* requests in flight; reading the client pauses beyond */
@@ -67,6 +68,9 @@ struct pg_session {
 	bool skipping;				/* an error ended the extended batch: entries until Sync get no reply */
 	char deny_reason[POLICY_REASON_MAX];	/* for the error that replaces an injected one */
 	uint64_t statements, denied;		/* counters for the session-end log line */
+	uint32_t seq;				/* last audit statement number */
+	char outcome_tag[64];			/* last CommandComplete tag of the head request */
+	char outcome_state[6];			/* SQLSTATE of its error, "" if none */
 };
 
 /* front.c. After pg_fatal or pg_close the session may be CLOSED: callers check p->state. */
