@@ -146,6 +146,43 @@ def test_pgbench_tpcb_in_extended_mode_has_no_failures(relay):
     assert "number of failed transactions: 0 (0.000%)" in r.stdout
 
 
+def test_md5_password_is_injected_too(relay):
+    e = relay.env
+    with extra_target(relay, f'target "pg-md5" {{ protocol = "postgres", address = "127.0.0.1:{e["POSTERN_PG_PORT"]}", '
+                             f'user = "app_md5", password_file = "{e["POSTERN_PG_MD5_PASSWORD_FILE"]}", database = "appdb", '
+                             f'ca_file = "{e["POSTERN_TLS_CA"]}" }}'):
+        r = psql(relay, "-At", "-c", "select current_user", dsn_extra={"dbname": "pg-md5"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "app_md5"
+
+
+def test_failover_skips_a_host_that_is_down_and_finds_the_primary(relay):
+    e = relay.env
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    with extra_target(relay, f'target "pg-ha" {{ protocol = "postgres", address = "127.0.0.1:{dead}, localhost:{e["POSTERN_PG_PORT"]}", '
+                             f'user = "app", password_file = "{e["POSTERN_PG_APP_PASSWORD_FILE"]}", database = "appdb", '
+                             f'ca_file = "{e["POSTERN_TLS_CA"]}", target_session_attrs = "read-write" }}'):
+        r = psql(relay, "-At", "-c", "select current_user, pg_is_in_recovery()", dsn_extra={"dbname": "pg-ha"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "app|f"
+    assert re.search(r'msg="target connected" sid=\w+ target=pg-ha host=localhost', open(relay.dir + "/posternd.log").read())
+
+
+def test_wrong_injected_password_gives_08006_with_the_reason(relay, tmp_path):
+    e = relay.env
+    bad = tmp_path / "bad.password"
+    bad.write_text("not-the-password\n")
+    bad.chmod(0o600)
+    with extra_target(relay, f'target "pg-bad" {{ protocol = "postgres", address = "127.0.0.1:{e["POSTERN_PG_PORT"]}", '
+                             f'user = "app", password_file = "{bad}", ca_file = "{e["POSTERN_TLS_CA"]}" }}'):
+        r = psql(relay, "-c", "select 1", dsn_extra={"dbname": "pg-bad"})
+    assert r.returncode != 0
+    assert 'cannot connect to target "pg-bad"' in r.stderr and "password authentication failed" in r.stderr
+    assert "not-the-password" not in open(relay.dir + "/posternd.log").read()
+
+
 # --- psycopg2 ------------------------------------------------------------------------------
 
 def test_psycopg2_server_side_cursor(relay):
