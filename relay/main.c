@@ -43,6 +43,7 @@ struct listener {
 static struct event_base *main_base;
 static struct config *current;		/* main thread only */
 static struct listener *listeners;
+static char listen_error[256];		/* the last listener that failed to open on a reload */
 static double started_mono;
 static struct event *shutdown_timer;
 static double shutdown_deadline;
@@ -139,7 +140,8 @@ listener_want(struct listener **old, struct listener **keep, const char *address
 			return -1;
 		}
 		log_error("listener failed", "listen=%s error=\"%s\"", address, err);
-		return 0;
+		snprintf(listen_error, sizeof(listen_error), "%s", err);
+		return -1;
 	} else {
 		log_info("listening", "protocol=%s target=%s listen=%s", config_protocol_name(protocol),
 		    target ? target : "-", address);
@@ -223,13 +225,15 @@ reload(char **errors)
 	    (cfg->api_listen != NULL && strcmp(cfg->api_listen, current->api_listen) != 0))
 		log_warn("api_listen changed; takes effect at the next restart", "api_listen=%s",
 		    current->api_listen ? current->api_listen : "-");
-	listeners_apply(cfg, false);
+	listen_error[0] = '\0';
+	if (listeners_apply(cfg, false) != 0 && asprintf(errors, "configuration reloaded, but %s", listen_error) < 0)
+		*errors = NULL;
 	config_unref(current);
 	current = cfg;
 	log_info("configuration reloaded", "targets=%zu roles=%zu", cfg->ntargets, cfg->roles.n);
 	/* Offboarding: whoever lost access in this reload loses their live sessions now. */
 	identity_sweep(current);
-	return 0;
+	return *errors != NULL ? -1 : 0;
 }
 
 static json_t *
@@ -392,6 +396,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (config_load(path, &current, &errors) != 0) {
+		/* Syntax and validation errors already start with FILE:LINE; "cannot open" does not. */
+		if (errors != NULL && strncmp(errors, "cannot open ", 12) == 0)
+			fputs("posternd: ", stderr);
 		fputs(errors ? errors : "posternd: cannot load the configuration\n", stderr);
 		free(errors);
 		return 1;

@@ -525,3 +525,24 @@ def test_cancel_with_an_unknown_key_does_nothing_and_is_logged(relay):
     time.sleep(0.2)
     assert "cancel request with an unknown key ignored" in open(relay.dir + "/posternd.log").read()
     assert relay_alive(relay)
+
+
+def test_reload_that_cannot_open_a_new_listener_says_so(relay):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        path = relay.env["POSTERN_CONFIG"]
+        with open(path) as f:
+            saved = f.read()
+        try:
+            with open(path, "a") as f:
+                f.write(f'\ntarget "busy" {{ protocol = "tcp", listen = "127.0.0.1:{port}", address = "127.0.0.1:1" }}\n')
+            r = relay.run(["posternctl", "reload"])
+            assert r.returncode == 1
+            assert f"configuration reloaded, but cannot listen on 127.0.0.1:{port}" in r.stderr
+        finally:
+            with open(path, "w") as f:
+                f.write(saved)
+            relay.run(["posternctl", "reload"])
+    assert relay_alive(relay)
