@@ -20,9 +20,7 @@
 #include "policy/sandbox.h"
 #include "relay/log.h"
 
-#define POLICY_MEM_MAX		(32u << 20)
 #define POLICY_STEPS_LOAD	(10L * 1000 * 1000)
-#define POLICY_STEPS_CALL	(1L * 1000 * 1000)
 #define POLICY_FILES_MAX	64
 
 struct policy_state {
@@ -67,17 +65,17 @@ policy_cache_clear(void)
 }
 
 static void
-policy_load(struct policy_state *ps)
+policy_load(struct policy_state *ps, const struct policy_session *s)
 {
 	lua_State *L;
 
-	if (sandbox_open(&ps->sb, POLICY_MEM_MAX, POLICY_STEPS_LOAD) != 0) {
+	if (sandbox_open(&ps->sb, s->mem_limit ? s->mem_limit : 32u << 20, POLICY_STEPS_LOAD) != 0) {
 		ps->broken = true;
 		return;
 	}
 	L = ps->sb.L;
 	lua_newtable(L);	/* 1: settings: the file's globals, functions included */
-	lua_newtable(L);	/* 2: per-session state, by session id */
+	lua_newtable(L);	/* 2: per-session s tables (with s.state), by session id */
 	lua_newtable(L);	/* 3: lines */
 	lua_newtable(L);	/* 4: extra globals */
 	lua_pushcfunction(L, policy_allow);
@@ -87,7 +85,7 @@ policy_load(struct policy_state *ps)
 	lua_pushcfunction(L, policy_terminate);
 	lua_setfield(L, 4, "terminate");
 	sandbox_push_env(L, 1, 3, 4, SANDBOX_OS_TIME);
-	if (sandbox_run_file(&ps->sb, ps->path, -1) != 0) {
+	if (sandbox_run_buffer(&ps->sb, s->policy_source, s->policy_len, ps->path, -1) != 0) {
 		char q[512];
 
 		log_error("policy failed to load; its sessions are denied", "file=%s error=%s", ps->path,
@@ -95,7 +93,7 @@ policy_load(struct policy_state *ps)
 		ps->broken = true;
 	}
 	lua_settop(L, 2);
-	ps->sb.step_limit = POLICY_STEPS_CALL;
+	ps->sb.step_limit = s->step_limit > 0 ? s->step_limit : 1000L * 1000;
 }
 
 static struct policy_state *
@@ -117,14 +115,21 @@ policy_get(const struct policy_session *s)
 	ps = &cache->files[cache->n++];
 	memset(ps, 0, sizeof(*ps));
 	ps->path = strdup(s->policy_file);
-	policy_load(ps);
+	policy_load(ps, s);
 	return ps;
 }
 
-/* Push the s table: the session's facts and its s.state table. */
+/*
+ * Push the s table: the session's facts and its s.state table. It is built once per session
+ * and kept (by session id) in the state's slot 2, so a call costs a table lookup, not a dozen
+ * string pushes.
+ */
 static void
 policy_push_session(lua_State *L, const struct policy_session *s)
 {
+	if (lua_getfield(L, 2, s->id) == LUA_TTABLE)
+		return;
+	lua_pop(L, 1);
 	lua_createtable(L, 0, 10);
 	lua_pushstring(L, s->id);
 	lua_setfield(L, -2, "id");
@@ -146,18 +151,16 @@ policy_push_session(lua_State *L, const struct policy_session *s)
 		lua_setfield(L, -2, s->roles[i]);
 	}
 	lua_setfield(L, -2, "roles");
-	if (lua_getfield(L, 2, s->id) != LUA_TTABLE) {
-		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, -1);
-		lua_setfield(L, 2, s->id);
-	}
+	lua_newtable(L);
 	lua_setfield(L, -2, "state");
+	lua_pushvalue(L, -1);
+	lua_setfield(L, 2, s->id);
 }
 
-/* Run HOOK with the session table and, when Q, the query table. */
+/* Run HOOK with the session table and, when Q or C, the query or command table. */
 static enum policy_verdict
-policy_call(const struct policy_session *s, const char *hook, const struct policy_query *q, char *reason, size_t rlen)
+policy_call(const struct policy_session *s, const char *hook, const struct policy_query *q,
+    const struct policy_command *c, char *reason, size_t rlen)
 {
 	struct policy_state *ps;
 	enum policy_verdict v = POLICY_DENY;
@@ -166,7 +169,7 @@ policy_call(const struct policy_session *s, const char *hook, const struct polic
 	char qmsg[512];
 	int nargs = 1;
 
-	if (s->policy_file == NULL)
+	if (s->policy_file == NULL || s->policy_source == NULL)
 		return POLICY_ALLOW;
 	if ((ps = policy_get(s)) == NULL || ps->broken) {
 		snprintf(reason, rlen, "the policy for this session cannot run; ask an administrator");
@@ -186,6 +189,19 @@ policy_call(const struct policy_session *s, const char *hook, const struct polic
 		lua_setfield(L, -2, "truncated");
 		lua_pushboolean(L, q->prepared);
 		lua_setfield(L, -2, "prepared");
+		nargs++;
+	} else if (c != NULL) {
+		lua_createtable(L, 0, 4);
+		lua_pushstring(L, c->line);
+		lua_setfield(L, -2, "line");
+		lua_pushstring(L, c->subsystem);
+		lua_setfield(L, -2, "subsystem");
+		lua_pushstring(L, c->forward_host);
+		lua_setfield(L, -2, "forward_host");
+		if (c->forward_host != NULL) {
+			lua_pushinteger(L, c->forward_port);
+			lua_setfield(L, -2, "forward_port");
+		}
 		nargs++;
 	}
 	ps->sb.steps = 0;
@@ -218,13 +234,19 @@ out:
 enum policy_verdict
 policy_on_connect(const struct policy_session *s, char *reason, size_t rlen)
 {
-	return policy_call(s, "on_connect", NULL, reason, rlen);
+	return policy_call(s, "on_connect", NULL, NULL, reason, rlen);
 }
 
 enum policy_verdict
 policy_on_query(const struct policy_session *s, const struct policy_query *q, char *reason, size_t rlen)
 {
-	return policy_call(s, "on_query", q, reason, rlen);
+	return policy_call(s, "on_query", q, NULL, reason, rlen);
+}
+
+enum policy_verdict
+policy_on_command(const struct policy_session *s, const struct policy_command *c, char *reason, size_t rlen)
+{
+	return policy_call(s, "on_command", NULL, c, reason, rlen);
 }
 
 void

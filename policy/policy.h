@@ -31,7 +31,19 @@ struct policy_session {
 	const char *const *roles;	/* the user's roles */
 	size_t nroles;
 	const char *policy_file;	/* from the granting role; NULL: allow-all */
+	const char *policy_source;	/* its text as loaded with the configuration */
+	size_t policy_len;
 	long config_generation;		/* policies reload when this changes */
+	long step_limit;		/* Lua instructions per call (policy_instructions) */
+	size_t mem_limit;		/* bytes per policy state (policy_memory) */
+};
+
+/* An SSH request (the SSH front calls on_command with it). */
+struct policy_command {
+	const char *line;		/* exec: the command line; NULL for a shell */
+	const char *subsystem;		/* "sftp", …; NULL otherwise */
+	const char *forward_host;	/* direct-tcpip: destination host; NULL otherwise */
+	int forward_port;
 };
 
 struct policy_query {
@@ -45,6 +57,9 @@ struct policy_query {
 enum policy_verdict policy_on_connect(const struct policy_session *s, char *reason, size_t rlen);
 /* on_query(s, q): may this statement run? */
 enum policy_verdict policy_on_query(const struct policy_session *s, const struct policy_query *q,
+    char *reason, size_t rlen);
+/* on_command(s, c): may this SSH request run? */
+enum policy_verdict policy_on_command(const struct policy_session *s, const struct policy_command *c,
     char *reason, size_t rlen);
 /* Forget a session's per-session state (s.state). */
 void policy_session_end(const struct policy_session *s);

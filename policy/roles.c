@@ -147,15 +147,38 @@ roles_path(const char *file, const char *p)
 	return out;
 }
 
-/* Compile (not run) the policy file, so a syntax error refuses the whole reload. */
+#define ROLES_POLICY_MAX	(1u << 20)
+
+/*
+ * Read the policy file and compile (not run) it, so a syntax error refuses the whole reload.
+ * The text is kept: sessions run what was loaded, even if the file changes on disk before the
+ * next reload.
+ */
 static void
 roles_check_policy(struct roles_eval *ev, struct role *r)
 {
-	lua_State *T = luaL_newstate();
+	char chunk[4200];
+	lua_State *T;
+	FILE *f;
+	size_t n;
 
-	if (T == NULL)
+	if ((f = fopen(r->policy, "r")) == NULL || (r->policy_source = malloc(ROLES_POLICY_MAX)) == NULL) {
+		if (f != NULL)
+			fclose(f);
+		roles_error(ev, r->line, "role \"%s\": cannot read policy %s", r->name, r->policy);
 		return;
-	if (luaL_loadfilex(T, r->policy, "t") != LUA_OK)
+	}
+	n = fread(r->policy_source, 1, ROLES_POLICY_MAX, f);
+	fclose(f);
+	if (n == ROLES_POLICY_MAX) {
+		roles_error(ev, r->line, "role \"%s\": policy %s is over 1 MiB", r->name, r->policy);
+		return;
+	}
+	r->policy_len = n;
+	snprintf(chunk, sizeof(chunk), "@%s", r->policy);
+	if ((T = luaL_newstate()) == NULL)
+		return;
+	if (luaL_loadbufferx(T, r->policy_source, n, chunk, "t") != LUA_OK)
 		roles_error(ev, r->line, "role \"%s\": policy %s", r->name, lua_tostring(T, -1));
 	lua_close(T);
 }
@@ -326,6 +349,7 @@ roles_free(struct roles *r)
 		for (int p = 0; p < ROLES_PROTOCOLS; p++)
 			free(role->logins[p]);
 		free(role->policy);
+		free(role->policy_source);
 		free(role->file);
 	}
 	free(r->list);

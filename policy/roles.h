@@ -23,6 +23,8 @@ struct role {
 	long ttl;			/* longest credential lifetime, seconds */
 	bool mfa;			/* TOTP required at login */
 	char *policy;			/* policy file, absolute; NULL: allow-all */
+	char *policy_source;		/* its text as read at load: what sessions run, whatever the disk says later */
+	size_t policy_len;
 	char *file;			/* where it is declared */
 	int line;
 };

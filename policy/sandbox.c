@@ -6,6 +6,7 @@
 #include "policy/sandbox.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -234,19 +235,36 @@ sandbox_pcall(struct sandbox *sb, int nargs, int nresults)
 	return r == LUA_OK ? 0 : -1;
 }
 
+static int
+sandbox_run_loaded(struct sandbox *sb, int env)
+{
+	lua_pushvalue(sb->L, env);
+	if (lua_setupvalue(sb->L, -2, 1) == NULL)
+		lua_pop(sb->L, 1);
+	sb->steps = 0;
+	return sandbox_pcall(sb, 0, 0);
+}
+
+int
+sandbox_run_buffer(struct sandbox *sb, const char *text, size_t len, const char *path, int env)
+{
+	char chunk[4200];
+
+	env = lua_absindex(sb->L, env);
+	sb->chunk = path;
+	snprintf(chunk, sizeof(chunk), "@%s", path);
+	if (luaL_loadbufferx(sb->L, text, len, chunk, "t") != LUA_OK)
+		return -1;
+	return sandbox_run_loaded(sb, env);
+}
+
 int
 sandbox_run_file(struct sandbox *sb, const char *path, int env)
 {
-	int r;
 
 	env = lua_absindex(sb->L, env);
 	sb->chunk = path;
 	if (luaL_loadfilex(sb->L, path, "t") != LUA_OK)
 		return -1;	/* "cannot open FILE" or "FILE:LINE: syntax error" */
-	lua_pushvalue(sb->L, env);
-	if (lua_setupvalue(sb->L, -2, 1) == NULL)
-		lua_pop(sb->L, 1);
-	sb->steps = 0;
-	r = sandbox_pcall(sb, 0, 0);
-	return r;
+	return sandbox_run_loaded(sb, env);
 }

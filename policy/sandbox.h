@@ -53,6 +53,10 @@ void sandbox_push_decl(lua_State *L, int list, const char *kind);
  */
 int sandbox_run_file(struct sandbox *sb, const char *path, int env) __attribute__((warn_unused_result));
 
+/* The same for a file's text already in memory (CHUNK names it in messages, as "@path"). */
+int sandbox_run_buffer(struct sandbox *sb, const char *text, size_t len, const char *path, int env)
+	__attribute__((warn_unused_result));
+
 /* lua_pcall of the function under NARGS arguments within the budget (steps start from
  * sb->steps); 0, or -1 with the error message on the stack. */
 int sandbox_pcall(struct sandbox *sb, int nargs, int nresults) __attribute__((warn_unused_result));

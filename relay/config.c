@@ -310,7 +310,7 @@ static const char *const config_settings[] = {
 	"node", "workers", "state_dir", "admin_socket", "log_file", "log_level", "shutdown_grace",
 	"connect_timeout", "handshake_timeout", "buffer_limit", "roles_dir", "max_ttl", "clock_skew",
 	"invite_ttl", "api_listen", "api_url", "tls_names", "tls_cert_file", "tls_key_file", "listen",
-	"max_message", "max_statement", "idle_in_transaction_timeout", NULL };
+	"max_message", "max_statement", "idle_in_transaction_timeout", "policy_instructions", "policy_memory", NULL };
 
 static bool
 config_number(struct config_eval *ev, lua_State *L, int line, const char *key, double min, double max, double *out)
@@ -403,6 +403,16 @@ config_setting(struct config_eval *ev, lua_State *L, const char *key, int line, 
 			cfg->max_statement = (size_t)n;
 		return;
 	}
+	if (strcmp(key, "policy_instructions") == 0) {
+		if (config_integer(ev, L, line, key, 10000, 1000L * 1000 * 1000, &n))
+			cfg->policy_instructions = n;
+		return;
+	}
+	if (strcmp(key, "policy_memory") == 0) {
+		if (config_integer(ev, L, line, key, 1L << 20, 1L << 30, &n))
+			cfg->policy_memory = (size_t)n;
+		return;
+	}
 	if (strcmp(key, "idle_in_transaction_timeout") == 0) {
 		(void)config_number(ev, L, line, key, 0, 86400 * 7, &cfg->idle_in_transaction_timeout);
 		return;
@@ -490,6 +500,7 @@ config_settings_parse(struct config_eval *ev, lua_State *L, int settings, int li
 			    "log_file, log_level, shutdown_grace, connect_timeout, handshake_timeout, buffer_limit, "
 			    "roles_dir, max_ttl, clock_skew, invite_ttl, api_listen, api_url, tls_names, tls_cert_file, "
 			    "tls_key_file, listen, max_message, max_statement, idle_in_transaction_timeout, "
+			    "policy_instructions, policy_memory, "
 			    "or target \"name\" { … }", key);
 		else
 			config_setting(ev, L, key, line, cfg);
@@ -521,6 +532,8 @@ config_defaults(struct config *cfg)
 	cfg->invite_ttl = 24 * 3600;
 	cfg->max_message = 64u << 20;
 	cfg->max_statement = 64u << 10;
+	cfg->policy_instructions = 1000L * 1000;
+	cfg->policy_memory = 32u << 20;
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "posternd");
 	host[sizeof(host) - 1] = '\0';

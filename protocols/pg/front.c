@@ -230,7 +230,11 @@ pg_policy_session(struct pg_session *p)
 	pol->roles = p->roles;
 	pol->nroles = n;
 	pol->policy_file = p->id.role ? p->id.role->policy : NULL;
+	pol->policy_source = p->id.role ? p->id.role->policy_source : NULL;
+	pol->policy_len = p->id.role ? p->id.role->policy_len : 0;
 	pol->config_generation = p->s->cfg->generation;
+	pol->step_limit = p->s->cfg->policy_instructions;
+	pol->mem_limit = p->s->cfg->policy_memory;
 }
 
 static void

@@ -358,6 +358,46 @@ def test_policy_that_loops_is_denied_and_the_session_goes_on(relay):
             conn.close()
 
 
+def test_policy_memory_bomb_is_denied_and_other_sessions_go_on(relay):
+    bomb = "function on_query(s, q)\n  local t = {}\n  for i = 1, 1e9 do t[i] = string.rep('x', 4096) .. i end\nend\n"
+    bystander = psycopg2.connect(dsn(relay))
+    bystander.autocommit = True
+    try:
+        with policy(relay, bomb):
+            conn = psycopg2.connect(dsn(relay))
+            conn.autocommit = True
+            try:
+                t0 = time.monotonic()
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege) as e:
+                    conn.cursor().execute("select 1")
+                assert "the policy failed" in str(e.value)
+                assert time.monotonic() - t0 < 10
+            finally:
+                conn.close()
+        cur = bystander.cursor()
+        cur.execute("select 5")
+        assert cur.fetchone() == (5,)
+    finally:
+        bystander.close()
+    assert "too much memory" in open(relay.dir + "/posternd.log").read()
+
+
+def test_policy_with_a_syntax_error_is_refused_at_reload(relay):
+    path = relay.env["POSTERN_POLICY_FILE"]
+    with open(path) as f:
+        saved = f.read()
+    try:
+        with open(path, "w") as f:
+            f.write("function on_query(s, q)\n  return allow(\nend\n")
+        r = relay.run(["posternctl", "reload"])
+        assert r.returncode == 1 and "demo.lua:3:" in r.stderr
+        assert relay_alive(relay), "the previous policy stays in force"
+    finally:
+        with open(path, "w") as f:
+            f.write(saved)
+        relay.run(["posternctl", "reload"])
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 def front(relay):
