@@ -183,3 +183,36 @@ def test_tcp_passthrough_reaches_sshd(relay):
         f"-p {relay.env['POSTERN_SSH_PORT']} ", f"-p {port} ")
     r = relay.run(f"ssh {args} true")
     assert r.returncode == 0, r.stderr
+
+
+def test_demo_user_is_logged_in_with_private_credential_files(relay):
+    home = relay.env["POSTERN_HOME"]
+    for name in ("cert.pem", "key.pem", "ca.crt", "device.key", "id_postern", "id_postern-cert.pub"):
+        path = os.path.join(home, name)
+        assert os.stat(path).st_mode & 0o077 == 0, name
+    assert relay.env["POSTERN_API_URL"].startswith("https://127.0.0.1:")
+    r = relay.run(["postern", "status"])
+    assert r.returncode == 0 and "demo" in r.stdout
+
+
+def test_pg_dsn_goes_through_the_relay_as_the_demo_user(relay):
+    r = relay.run('psql "$POSTERN_PG_DSN" -At -c "select 1"')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "1"
+    assert 'user=demo' in open(os.path.join(relay.dir, "posternd.log")).read()
+
+
+def test_demo_certificate_logs_in_to_sshd_that_trusts_the_relay_ca(relay):
+    home = relay.env["POSTERN_HOME"]
+    r = relay.run(f"ssh -F none -i {home}/id_postern -o IdentitiesOnly=yes "
+                  f"-o UserKnownHostsFile=$POSTERN_DIR/ssh/known_hosts -o BatchMode=yes "
+                  f"-p $POSTERN_SSH_PORT $POSTERN_SSH_LOGIN@127.0.0.1 echo cert-ok")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "cert-ok"
+
+
+def test_policy_file_is_the_demo_roles_policy(relay):
+    path = relay.env["POSTERN_POLICY_FILE"]
+    assert os.path.exists(path)
+    roles = open(os.path.join(relay.dir, "roles", "demo.lua")).read()
+    assert path in roles
