@@ -23,6 +23,8 @@
 #define HOME_SSH_CERT		"id_postern-cert.pub"	/* the OpenSSH user certificate */
 #define HOME_SSH_PUB		"id_postern.pub"	/* the OpenSSH public key line */
 #define HOME_SESSION		"session.json"	/* {"user", "roles", "serial", "expires", "relay"} */
+/* A cache, rebuilt at will. */
+#define HOME_TARGETS		"targets.json"	/* the last GET /v1/targets reply (client/targets.h) */
 
 #define HOME_LOCK		".lock"		/* held while a run changes files */
 

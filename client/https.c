@@ -339,9 +339,73 @@ next:
 	return fd;
 }
 
-/* An SSL_CTX that trusts CA_PEM only (or, when NULL, verifies nothing). */
+/* Present CERT_PEM and KEY_PEM as CTX's client certificate. 0, or -1 with ERR. */
+static int
+https_ctx_use_cert(SSL_CTX *ctx, const char *cert_pem, const char *key_pem, char *err, size_t errlen)
+{
+	BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
+	X509 *cert = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+	int r = -1;
+
+	if (cert == NULL || key == NULL) {
+		snprintf(err, errlen, "this session's certificate or key cannot be read; run postern login");
+		goto out;
+	}
+	if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "this session's certificate does not match its key; run postern login");
+		goto out;
+	}
+	r = 0;
+out:
+	ERR_clear_error();
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	BIO_free(cb);
+	BIO_free(kb);
+	return r;
+}
+
+/*
+ * Whether the OpenSSL error E is the relay's alert refusing our client certificate: what a
+ * server sends for a certificate that expired, that another CA issued, or that is missing.
+ */
+static bool
+https_client_cert_refused(unsigned long e)
+{
+	if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+		return false;
+	switch (ERR_GET_REASON(e)) {
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Say that the relay at URL refused the client certificate (reason in the error queue). */
+static void
+https_client_cert_error(const struct https_url *url, char *err, size_t errlen)
+{
+	const char *why = ERR_reason_error_string(ERR_peek_last_error());
+
+	snprintf(err, errlen, "the relay at %s refused this session's certificate (%s); run postern login", url->text,
+	    why ? why : "TLS alert");
+}
+
+/*
+ * An SSL_CTX that trusts CA_PEM only (or, when NULL, verifies nothing), presenting CERT_PEM
+ * and KEY_PEM when given.
+ */
 static SSL_CTX *
-https_ctx_new(const char *ca_pem, char *err, size_t errlen)
+https_ctx_new(const char *ca_pem, const char *cert_pem, const char *key_pem, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	BIO *bio = NULL;
@@ -376,6 +440,9 @@ https_ctx_new(const char *ca_pem, char *err, size_t errlen)
 		goto fail;
 	}
 	BIO_free(bio);
+	bio = NULL;
+	if (cert_pem != NULL && https_ctx_use_cert(ctx, cert_pem, key_pem, err, errlen) != 0)
+		goto fail;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	return ctx;
 fail:
@@ -490,6 +557,13 @@ https_read_reply(const struct https_url *url, SSL *ssl, struct https_reply *repl
 				    url->text, e);
 				goto out;
 			}
+			/* TLS 1.3 finishes the client's handshake before the server has looked at its
+			 * certificate: a refusal arrives as an alert on the first read. */
+			if (e == SSL_ERROR_SSL && https_client_cert_refused(ERR_peek_last_error())) {
+				https_client_cert_error(url, err, errlen);
+				r = HTTPS_ERR_CLIENT_CERT;
+				goto out;
+			}
 			if (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_last_error()) != SSL_R_UNEXPECTED_EOF_WHILE_READING) {
 				snprintf(err, errlen, "reading the reply of the relay at %s failed: %s", url->text,
 				    https_ossl_reason(why, sizeof(why), "TLS error"));
@@ -530,6 +604,13 @@ int
 https_request(const struct https_url *url, const char *ca_pem, const char *method, const char *path,
     const char *body, struct https_reply *reply, char *err, size_t errlen)
 {
+	return https_request_cert(url, ca_pem, NULL, NULL, method, path, body, reply, err, errlen);
+}
+
+int
+https_request_cert(const struct https_url *url, const char *ca_pem, const char *cert_pem, const char *key_pem,
+    const char *method, const char *path, const char *body, struct https_reply *reply, char *err, size_t errlen)
+{
 	SSL_CTX *ctx = NULL;
 	SSL *ssl = NULL;
 	char *req = NULL;
@@ -538,7 +619,7 @@ https_request(const struct https_url *url, const char *ca_pem, const char *metho
 
 	memset(reply, 0, sizeof(*reply));
 	ERR_clear_error();
-	if ((ctx = https_ctx_new(ca_pem, err, errlen)) == NULL)
+	if ((ctx = https_ctx_new(ca_pem, ca_pem ? cert_pem : NULL, key_pem, err, errlen)) == NULL)
 		goto out;
 	reqlen = asprintf(&req, "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: %s\r\nAccept: application/json\r\n"
 	    "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s", method, path,
@@ -571,10 +652,20 @@ https_request(const struct https_url *url, const char *ca_pem, const char *metho
 	}
 	errno = 0;
 	if (SSL_connect(ssl) != 1) {
-		https_handshake_error(url, ssl, ca_pem != NULL, err, errlen);
+		if (cert_pem != NULL && https_client_cert_refused(ERR_peek_last_error())) {
+			https_client_cert_error(url, err, errlen);
+			r = HTTPS_ERR_CLIENT_CERT;
+		} else {
+			https_handshake_error(url, ssl, ca_pem != NULL, err, errlen);
+		}
 		goto out;
 	}
 	if (https_write_all(ssl, req, (size_t)reqlen) != 0) {
+		if (cert_pem != NULL && https_client_cert_refused(ERR_peek_last_error())) {
+			https_client_cert_error(url, err, errlen);
+			r = HTTPS_ERR_CLIENT_CERT;
+			goto out;
+		}
 		snprintf(err, errlen, "cannot reach the relay at %s: sending the request failed (%s); try again",
 		    url->text, errno == EAGAIN ? "timed out" : errno ? strerror(errno) : "connection closed");
 		goto out;

@@ -4,6 +4,7 @@
  * The server certificate is verified against the relay's CA (PEM held in memory) and the
  * URL's host name or IP address; only the very first request of an enrolment, which fetches
  * that CA to check it against the invite's pin, goes unverified and carries no secret.
+ * Requests after login may present the session's X.509 certificate (GET /v1/targets).
  */
 #ifndef POSTERN_CLIENT_HTTPS_H
 #define POSTERN_CLIENT_HTTPS_H
@@ -21,6 +22,7 @@ enum https_result {
 	HTTPS_ERR_UNREACHABLE = -1,	/* name lookup, connect, TLS handshake or certificate check failed */
 	HTTPS_ERR_PROTOCOL = -2,	/* the connection worked but the reply was not usable HTTP */
 	HTTPS_ERR_INTERNAL = -3,	/* out of memory or an OpenSSL setup error */
+	HTTPS_ERR_CLIENT_CERT = -4,	/* the relay refused our client certificate in the handshake */
 };
 
 struct https_url {
@@ -53,6 +55,15 @@ int https_url_parse(const char *text, struct https_url *out, char *err, size_t e
  */
 int https_request(const struct https_url *url, const char *ca_pem, const char *method, const char *path,
     const char *body, struct https_reply *reply, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * The same, presenting the client certificate CERT_PEM with its private key KEY_PEM (PEM
+ * text; both NULL for none). A relay that refuses the certificate during the handshake (it
+ * expired, or another CA issued it) gives HTTPS_ERR_CLIENT_CERT.
+ */
+int https_request_cert(const struct https_url *url, const char *ca_pem, const char *cert_pem, const char *key_pem,
+    const char *method, const char *path, const char *body, struct https_reply *reply, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* Wipe and free REPLY's body (the enrolment reply carries the TOTP secret). */
 void https_reply_free(struct https_reply *reply);

@@ -11,7 +11,9 @@ enum postern_exit {			/* the launcher's exit statuses */
 	POSTERN_EXIT_ERROR = 1,		/* refused by the relay, or a local failure */
 	POSTERN_EXIT_USAGE = 2,		/* bad arguments */
 	POSTERN_EXIT_UNREACHABLE = 3,	/* no connection or no trusted TLS to the relay */
-	POSTERN_EXIT_NOT_LOGGED_IN = 4,	/* status: no credentials, or expired ones */
+	POSTERN_EXIT_NOT_LOGGED_IN = 4,	/* no credentials, or expired ones: run postern login */
+	POSTERN_EXIT_NOT_ALLOWED = 5,	/* the target is not among those the user may reach */
+	POSTERN_EXIT_TARGET_DOWN = 6,	/* the relay could not reach the target */
 };
 
 /* Each takes the arguments after the command's name (ARGV[0] is the command) and returns an

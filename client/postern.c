@@ -1,12 +1,15 @@
 /*
- * postern: the engineer's launcher. This cut logs in (enrolling the device with an invite the
- * first time), shows and drops the session; ls, psql, mysql, ssh and connect land with the
- * relay features behind them. Each command lives in its own file; this one only dispatches.
+ * postern: the engineer's launcher. It logs in (enrolling the device with an invite the first
+ * time), shows and drops the session, lists the targets the relay lets this user reach, runs
+ * psql on one, prints its libpq variables, or opens a local listener to it for tools without
+ * client certificates. Each command lives in its own file; this one only dispatches.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "client/connect.h"
+#include "client/launch.h"
 #include "client/login.h"
 
 struct postern_cmd {
@@ -18,10 +21,14 @@ static const struct postern_cmd postern_cmds[] = {
 	{ "login", login_main },
 	{ "status", login_status },
 	{ "logout", login_logout },
+	{ "ls", launch_ls },
+	{ "psql", launch_psql },
+	{ "env", launch_env },
+	{ "connect", connect_main },
 };
 
 /* Named in the design, not built yet: say so rather than "unknown command". */
-static const char *const postern_later[] = { "ls", "psql", "mysql", "ssh", "connect", "env" };
+static const char *const postern_later[] = { "mysql", "ssh" };
 
 static void
 postern_usage(FILE *out)
@@ -36,11 +43,20 @@ postern_usage(FILE *out)
 	    "                  get short-lived credentials (the first time, enrol with an invite)\n"
 	    "  status          who you are logged in as, at which relay, with which roles, until when\n"
 	    "  logout          delete the session credentials (this device stays enrolled)\n"
+	    "  ls              the targets you may reach now, with protocol, login and address\n"
+	    "  psql TARGET[/DATABASE] [-- PSQL-ARGS]\n"
+	    "                  run psql on a PostgreSQL target through the relay\n"
+	    "  env TARGET[/DATABASE]\n"
+	    "                  print the PG* variables for a PostgreSQL target, for scripts (eval)\n"
+	    "  connect TARGET [--port N]\n"
+	    "                  a local listener for tools without client certificates (GUIs, drivers)\n"
 	    "\n"
 	    "  -V, --version   print the version\n"
 	    "  -h, --help      this text (postern COMMAND --help for a command's)\n"
 	    "\n"
-	    "Files live in $POSTERN_HOME (default ~/.config/postern).\n");
+	    "Files live in $POSTERN_HOME (default ~/.config/postern).\n"
+	    "Exit status: 0 ok, 1 refused or failed, 2 usage, 3 relay unreachable, 4 not logged in or\n"
+	    "expired (run postern login), 5 target not yours, 6 target down.\n");
 }
 
 int
@@ -65,8 +81,9 @@ main(int argc, char **argv)
 			return postern_cmds[i].run(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(postern_later) / sizeof(postern_later[0]); i++) {
 		if (strcmp(argv[1], postern_later[i]) == 0) {
-			fprintf(stderr, "postern: %s is not available yet in this version; use the files that postern "
-			    "login writes with your usual client (see postern status)\n", argv[1]);
+			fprintf(stderr, "postern: %s is not available yet in this version: the relay has no %s front; use "
+			    "the files that postern login writes with your usual client (see docs/launcher.md)\n", argv[1],
+			    strcmp(argv[1], "ssh") == 0 ? "SSH" : "MySQL");
 			return POSTERN_EXIT_USAGE;
 		}
 	}

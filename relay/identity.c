@@ -480,6 +480,62 @@ out:
 	return reply;
 }
 
+/*
+ * The targets a user may reach now, for `postern ls` and the launcher: those a role grants and
+ * this relay serves with identity checks (a front listens for the protocol, or a tcp target
+ * with TLS; benchmark_plaintext targets check nobody, so nobody is told about them).
+ */
+json_t *
+identity_api_targets(const struct config *cfg, X509 *cert, const char *peer, int *status)
+{
+	struct ca_grant g;
+	char reason[256], why[128];
+	json_t *targets, *fronts;
+
+	if (cert == NULL)
+		return api_error(status, 401, "no_certificate", "this request needs the certificate that postern login "
+		    "writes; run postern login");
+	if (ca_verify_x509(id_ca, cert, time(NULL), (int)cfg->clock_skew, &g, reason, sizeof(reason)) != 0)
+		return api_error(status, 401, "bad_certificate", "%s", reason);
+	if (users_locked(g.user, why, sizeof(why)))
+		return api_error(status, 403, "locked", "user %s is locked (%s); ask an administrator", g.user,
+		    why[0] ? why : "no reason given");
+	if ((targets = json_array()) == NULL || (fronts = json_object()) == NULL) {
+		json_decref(targets);
+		return api_error(status, 500, "internal", "out of memory; try again");
+	}
+	for (size_t i = 0; i < cfg->ntargets; i++) {
+		const struct config_target *t = &cfg->targets[i];
+		const struct role *role;
+		const char *login;
+		json_t *o;
+
+		if (t->protocol == CONFIG_PROTOCOL_TCP ? t->benchmark_plaintext : cfg->listen[t->protocol] == NULL)
+			continue;
+		if ((role = roles_grant(&cfg->roles, g.user, t->name)) == NULL)
+			continue;
+		/* The login the target sees: the role's for this protocol, else the target's own. */
+		login = role->logins[t->protocol];
+		if (login == NULL)
+			login = t->protocol == CONFIG_PROTOCOL_SSH ? t->login : t->user;
+		o = json_pack("{s:s, s:s, s:s}", "name", t->name, "protocol", config_protocol_name(t->protocol),
+		    "role", role->name);
+		if (o != NULL && login != NULL)
+			json_object_set_new(o, "login", json_string(login));
+		if (o != NULL && t->protocol == CONFIG_PROTOCOL_TCP)
+			json_object_set_new(o, "address", json_string(t->listen));
+		json_array_append_new(targets, o);
+	}
+	for (int p = CONFIG_PROTOCOL_POSTGRES; p <= CONFIG_PROTOCOL_SSH; p++)
+		if (cfg->listen[p] != NULL)
+			json_object_set_new(fronts, config_protocol_name((enum config_protocol)p), json_string(cfg->listen[p]));
+	log_debug("targets listed", "user=%s client=%s serial=%llu targets=%zu", g.user, peer,
+	    (unsigned long long)g.serial, json_array_size(targets));
+	*status = 200;
+	return json_pack("{s:s, s:I, s:o, s:o, s:s*}", "user", g.user, "expires", (json_int_t)g.not_after,
+	    "targets", targets, "relay", fronts, "api_url", cfg->api_url);
+}
+
 /* ---- admin ---- */
 
 __attribute__((format(printf, 1, 2)))

@@ -2,7 +2,8 @@
  * Identity: the checks every protocol front makes on a new connection (a certificate from our
  * CA, inside its window, for a user who is not locked and whom a role lets reach the target),
  * the sweep that ends live sessions whose user lost access, the login flows behind the login
- * API (enrol with an invite, challenge, login), and the admin's user commands.
+ * API (enrol with an invite, challenge, login, the list of targets), and the admin's user
+ * commands.
  */
 #ifndef POSTERN_IDENTITY_H
 #define POSTERN_IDENTITY_H
@@ -53,6 +54,9 @@ size_t identity_sweep(const struct config *cfg);
 json_t *identity_api_enrol(const struct config *cfg, json_t *req, const char *peer, int *status);
 json_t *identity_api_challenge(const struct config *cfg, json_t *req, const char *peer, int *status);
 json_t *identity_api_login(const struct config *cfg, json_t *req, const char *peer, int *status);
+/* GET /v1/targets: what the holder of CERT (the TLS client certificate, or NULL) may reach now,
+ * and where this relay's fronts listen. */
+json_t *identity_api_targets(const struct config *cfg, X509 *cert, const char *peer, int *status);
 
 /* Admin commands (users.invite, users.ls, users.lock, users.unlock, users.rm-device). */
 json_t *identity_admin(const struct config *cfg, const char *cmd, json_t *req);

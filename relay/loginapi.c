@@ -57,22 +57,32 @@ api_reply(struct evhttp_request *req, int status, json_t *body)
 	json_decref(body);
 }
 
+/* The client's address, for rate limits and logs. */
+static const char *
+api_peer(struct evhttp_request *req, char *buf, size_t size)
+{
+	char *host = NULL;
+	ev_uint16_t port = 0;
+
+	snprintf(buf, size, "unknown");
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
+	if (host != NULL)
+		snprintf(buf, size, "%s", host);
+	return buf;
+}
+
 static void
 api_handle(struct evhttp_request *req, void *arg)
 {
 	json_t *(*handler)(const struct config *, json_t *, const char *, int *) = arg;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
-	char peer[64] = "unknown", *body;
-	char *host = NULL;
-	ev_uint16_t port = 0;
+	char peer[64], *body;
 	json_error_t jerr;
 	json_t *doc, *reply;
 	int status = 500;
 
-	evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
-	if (host != NULL)
-		snprintf(peer, sizeof(peer), "%s", host);
+	api_peer(req, peer, sizeof(peer));
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		api_reply(req, 405, json_pack("{s:s, s:s}", "error", "use POST with a JSON body", "code", "bad_method"));
 		return;
@@ -110,6 +120,27 @@ api_ca(struct evhttp_request *req, void *arg)
 	api_reply(req, 200, json_pack("{s:s, s:s}", "ca_x509", ca_x509_pem(identity_ca()), "ca_ssh", ca_ssh_public(identity_ca())));
 }
 
+/* The targets of the user whose certificate this TLS connection presented (optional in the
+ * handshake: identity says 401 without one). */
+static void
+api_targets(struct evhttp_request *req, void *arg)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
+	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+	char peer[64];
+	int status = 500;
+	json_t *reply;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		api_reply(req, 405, json_pack("{s:s, s:s}", "error", "use GET", "code", "bad_method"));
+		return;
+	}
+	reply = identity_api_targets(*api_current, ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL,
+	    api_peer(req, peer, sizeof(peer)), &status);
+	api_reply(req, status, reply);
+}
+
 static void
 api_notfound(struct evhttp_request *req, void *arg)
 {
@@ -137,6 +168,7 @@ loginapi_start(struct event_base *base, const struct config *cfg, struct config 
 	evhttp_set_cb(api_http, "/v1/login", api_handle, (void *)identity_api_login);
 	evhttp_set_cb(api_http, "/v1/health", api_health, NULL);
 	evhttp_set_cb(api_http, "/v1/ca", api_ca, NULL);
+	evhttp_set_cb(api_http, "/v1/targets", api_targets, NULL);
 	evhttp_set_gencb(api_http, api_notfound, NULL);
 	lev = evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 	    128, (const struct sockaddr *)&cfg->api_addr.ss, (int)cfg->api_addr.len);
