@@ -1,8 +1,9 @@
 /*
  * The I/O table every protocol talks through: recv, peek, send, forward and close over a
  * connection, whatever carries it. Protocol code never touches a socket or an SSL object:
- * plain TCP and TLS (libevent bufferevents, TLS through libevent's OpenSSL filter) share
- * every line of protocol logic, and an SSH channel becomes one more table later.
+ * plain TCP (the socket with an event per direction and evbuffers, see io.c) and TLS
+ * (libevent's OpenSSL bufferevent) share every line of protocol logic, and an SSH channel
+ * becomes one more table later.
  *
  * Callback rule: callbacks run on the owning worker's loop, never from inside an io_*
  * call (so a callback may close the io it was called for). When a constructor fails, no
@@ -55,9 +56,31 @@ struct io_ops {
 	void (*close)(struct io *io);
 };
 
+/* The plain-TCP transport. libevent 2.1's socket bufferevent reads at most 4 KiB per wakeup,
+ * so TCP drives the socket itself; unused for TLS. */
+struct io_tcp {
+	int fd;				/* the socket */
+	bool own_fd;			/* close FD in io_close (not for io_tcp_adopt) */
+	bool reading;			/* the protocol wants bytes (io_set_reading) */
+	bool rev_on, wev_on;		/* REV / WEV are added to the loop */
+	bool connecting;		/* io_tcp_connect has not finished */
+	bool eof;			/* read 0: the peer closed its sending side */
+	bool failed;			/* an error or timeout was reported; the socket is left alone */
+	bool shut;			/* shutdown(SHUT_WR) done */
+	bool drain_pending;		/* a write inside an io_* call owes on_drain */
+	int werr;			/* errno of a failed connect or write, reported from the loop */
+	uint32_t rsize;			/* next read's size: grows while the kernel fills reads */
+	size_t low;			/* on_drain once unsent is at most this (io_set_limit) */
+	struct event *rev, *wev;	/* readable; writable (output waits, or connect) */
+	struct event *dev;		/* activated to report from the loop what an io_* call found */
+	bool *alive;			/* set while a callback runs; cleared when the io goes */
+};
+
 struct io {
 	const struct io_ops *ops;
-	struct bufferevent *bev;	/* the transport (TCP or TLS filter over TCP) */
+	struct bufferevent *bev;	/* TLS: libevent's OpenSSL filter over the socket; NULL for TCP */
+	struct evbuffer *in, *out;	/* bytes read and not consumed; bytes queued for sending */
+	struct io_tcp tcp;		/* TCP only */
 	struct io_callbacks cb;
 	void *arg;
 	bool want_shutdown;		/* half-close when unsent reaches zero */
@@ -75,7 +98,8 @@ struct io *io_tcp_adopt(struct event_base *base, int fd, const struct io_callbac
  * 0, or -1 (the io is unchanged).
  */
 int io_upgrade_tls_accept(struct io *io, SSL_CTX *ctx, double timeout) __attribute__((warn_unused_result));
-/* Connect to ADDR; IO_EVENT_CONNECTED or IO_EVENT_ERROR/TIMEOUT follows. */
+/* Connect to ADDR; IO_EVENT_CONNECTED or IO_EVENT_ERROR/TIMEOUT follows. TIMEOUT bounds the
+ * connect only. Bytes sent before IO_EVENT_CONNECTED wait for it, and so does a half-close. */
 struct io *io_tcp_connect(struct event_base *base, const struct net_addr *addr, double timeout,
     const struct io_callbacks *cb, void *arg);
 /* Server side TLS on an accepted FD; IO_EVENT_CONNECTED follows the handshake. */

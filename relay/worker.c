@@ -151,6 +151,8 @@ worker_stop_all(void)
 		if (!w->started)
 			continue;
 		pthread_join(w->thread, NULL);
+		/* Run what is still due, such as the frees sessions scheduled one loop later. */
+		event_base_loop(w->base, EVLOOP_NONBLOCK);
 		/* Jobs never picked up: close their sockets. */
 		for (struct worker_job *job = w->queue, *next; job != NULL; job = next) {
 			next = job->next;

@@ -5,7 +5,7 @@
  * bytes forwarded as evbuffer chains (no copy), and backpressure both ways: a side stops
  * being read while its peer has cfg->buffer_limit bytes unsent and resumes when that falls to
  * half. Half-closes pass through, so request/response tools that shut down their sending side
- * still get their answer.
+ * still get their answer, even when the request and its FIN arrive before the target answers.
  */
 #include "protocols/tcp/tcp.h"
 
@@ -167,7 +167,12 @@ tcp_client_event(struct io *io, enum io_event ev, void *arg)
 	if (ev == IO_EVENT_EOF) {
 		t->client_eof = true;
 		if (!t->connected) {
-			tcp_close(t, "client left before the target answered");
+			/* A request then FIN (`echo hi | nc -N`) may beat the onward connect: the bytes
+			 * wait in the client's buffer and go on, with the half-close, once the target
+			 * answers (the connect timeout still bounds the wait). Before the connect has
+			 * started (the TLS handshake is not done) nothing would bound it: end here. */
+			if (t->upstream == NULL)
+				tcp_close(t, "client left during the TLS handshake");
 			return;
 		}
 		session_count_up(t->s, io_forward(io, t->upstream, 0));
@@ -196,7 +201,9 @@ tcp_upstream_event(struct io *io, enum io_event ev, void *arg)
 		session_set_state(s, SESSION_STATE_ACTIVE);
 		log_debug("target connected", "sid=%s target=%s", s->idstr, s->target);
 		session_count_up(s, tcp_pump(t, t->client, io));
-		if (io_unsent(io) < t->limit)
+		if (t->client_eof)
+			io_shutdown_write(io);	/* the client left while we connected: FIN after its bytes */
+		else if (io_unsent(io) < t->limit)
 			io_set_reading(t->client, true);
 		return;
 	case IO_EVENT_EOF:

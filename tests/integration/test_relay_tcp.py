@@ -143,6 +143,7 @@ def test_half_close_passes_through(echo_relay):
 def test_many_concurrent_sessions_are_all_intact(echo_relay):
     n, chunk, chunks = 50, 16 << 10, 16
     all_connected = threading.Barrier(n + 1, timeout=20)
+    all_counted = threading.Barrier(n + 1, timeout=30)
 
     def session(i):
         data = os.urandom(chunk * chunks)
@@ -151,12 +152,14 @@ def test_many_concurrent_sessions_are_all_intact(echo_relay):
             all_connected.wait()
             for k in range(chunks):
                 got += round_trip(s, data[k * chunk:(k + 1) * chunk])
+            all_counted.wait()   # stay connected until the relay has been seen holding all
         return hashlib.sha256(data).digest() == hashlib.sha256(got).digest()
 
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         results = [pool.submit(session, i) for i in range(n)]
         all_connected.wait()
         wait_for(lambda: echo_relay.session_count() == n, 10, f"{n} live sessions")
+        all_counted.wait()
         assert [r.result(timeout=60) for r in results] == [True] * n
     wait_for(lambda: echo_relay.session_count() == 0, 10, "every session to end")
 
@@ -274,9 +277,6 @@ def test_target_that_never_answers_is_given_up_after_connect_timeout(relays):
         relay.wait_log(r'msg="target unreachable" .*target=stalled .*error=".*timed out')
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: tcp.c ends the session when the client's FIN "
-                   "arrives before the onward connect completes ('client left before the target "
-                   "answered'), dropping the bytes the client sent; remove this mark with the fix")
 def test_client_half_close_before_the_target_answers_still_gets_the_answer(relays):
     # Like `echo hello | nc -N relay port` in front of a target ~1 s away: the request and
     # the FIN reach posternd before its onward connect completes.
