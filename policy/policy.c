@@ -18,6 +18,7 @@
 #include <lauxlib.h>
 
 #include "policy/sandbox.h"
+#include "policy/sql.h"
 #include "relay/log.h"
 
 #define POLICY_STEPS_LOAD	(10L * 1000 * 1000)
@@ -36,6 +37,7 @@ struct policy_cache {
 };
 
 static _Thread_local struct policy_cache *cache;
+static _Thread_local struct sql_result *classified;	/* ~28 KiB: per worker, not on the stack */
 
 static int
 policy_verdict_fn(lua_State *L, const char *verdict)
@@ -157,6 +159,137 @@ policy_push_session(lua_State *L, const struct policy_session *s)
 	lua_setfield(L, 2, s->id);
 }
 
+static void
+policy_push_slice(lua_State *L, struct slice sl)
+{
+	lua_pushlstring(L, (const char *)sl.ptr, sl.len);
+}
+
+/* q.kinds and statement.kinds: a set of kind names. */
+static void
+policy_push_kinds(lua_State *L, unsigned kinds)
+{
+	lua_createtable(L, 0, 4);
+	for (int k = SQL_KIND_SELECT; k < SQL_KIND_COUNT; k++) {
+		if (kinds & SQL_KIND_BIT(k)) {
+			lua_pushboolean(L, 1);
+			lua_setfield(L, -2, sql_kind_name((enum sql_kind)k));
+		}
+	}
+}
+
+static void
+policy_push_statement(lua_State *L, const struct sql_statement *st)
+{
+	lua_createtable(L, 0, 10);
+	policy_push_slice(L, st->text);
+	lua_setfield(L, -2, "text");
+	lua_pushstring(L, sql_kind_name(st->kind));
+	lua_setfield(L, -2, "kind");
+	policy_push_kinds(L, st->kinds);
+	lua_setfield(L, -2, "kinds");
+	lua_pushstring(L, st->verb ? st->verb : "");
+	lua_setfield(L, -2, "verb");
+	if (st->kinds & (SQL_KIND_BIT(SQL_KIND_UPDATE) | SQL_KIND_BIT(SQL_KIND_DELETE))) {
+		lua_pushboolean(L, st->has_where);
+		lua_setfield(L, -2, "where");
+	}
+	lua_pushboolean(L, st->explain_analyze);
+	lua_setfield(L, -2, "explain_analyze");
+	if (st->kind == SQL_KIND_EXPLAIN) {
+		lua_pushstring(L, sql_kind_name(st->inner_kind));
+		lua_setfield(L, -2, "inner_kind");
+	}
+	lua_pushboolean(L, st->opaque);
+	lua_setfield(L, -2, "opaque");
+	lua_createtable(L, (int)st->ntables, 0);
+	for (size_t i = 0; i < st->ntables; i++) {
+		policy_push_slice(L, st->tables[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_setfield(L, -2, "tables");
+}
+
+/*
+ * Push the q table: the text and what the SQL classifier (policy/sql.c) makes of it: the kind
+ * of the whole, every statement with its kind, tables, WHERE and EXPLAIN ANALYZE, and the flags
+ * a careful policy denies on (unterminated, ambiguous, opaque).
+ */
+static int
+policy_push_query(lua_State *L, const struct policy_query *q)
+{
+	struct sql_result *r;
+	size_t ntables = 0, nst;
+	int where = -1;
+	bool analyze = false;
+
+	if (classified == NULL && (classified = malloc(sizeof(*classified))) == NULL)
+		return -1;
+	r = classified;
+	if (sql_classify(q->text, q->len, q->mysql ? SQL_DIALECT_MYSQL : SQL_DIALECT_POSTGRES, q->sql_modes, r) != 0)
+		return -1;
+	nst = r->nstatements < SQL_STATEMENTS_MAX ? r->nstatements : SQL_STATEMENTS_MAX;
+	lua_createtable(L, 0, 16);
+	lua_pushlstring(L, q->text, q->len);
+	lua_setfield(L, -2, "text");
+	lua_pushboolean(L, q->truncated);
+	lua_setfield(L, -2, "truncated");
+	lua_pushboolean(L, q->prepared);
+	lua_setfield(L, -2, "prepared");
+	lua_pushstring(L, sql_kind_name(r->kind));
+	lua_setfield(L, -2, "kind");
+	policy_push_kinds(L, r->kinds);
+	lua_setfield(L, -2, "kinds");
+	lua_pushinteger(L, (lua_Integer)r->nstatements);
+	lua_setfield(L, -2, "count");
+	lua_pushboolean(L, r->unterminated);
+	lua_setfield(L, -2, "unterminated");
+	lua_pushboolean(L, r->ambiguous != 0);
+	lua_setfield(L, -2, "ambiguous");
+	lua_pushboolean(L, r->opaque);
+	lua_setfield(L, -2, "opaque");
+	lua_pushboolean(L, r->truncated);
+	lua_setfield(L, -2, "statements_truncated");
+	lua_createtable(L, (int)nst, 0);
+	for (size_t i = 0; i < nst; i++) {
+		const struct sql_statement *st = &r->statements[i];
+
+		policy_push_statement(L, st);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+		if (st->kinds & (SQL_KIND_BIT(SQL_KIND_UPDATE) | SQL_KIND_BIT(SQL_KIND_DELETE)))
+			where = (where != 0 && st->has_where) ? 1 : 0;
+		analyze = analyze || st->explain_analyze;
+	}
+	lua_setfield(L, -2, "statements");
+	/* q.tables: every table any statement names, each once. */
+	lua_newtable(L);
+	lua_newtable(L);	/* seen */
+	for (size_t i = 0; i < nst; i++) {
+		for (size_t j = 0; j < r->statements[i].ntables; j++) {
+			policy_push_slice(L, r->statements[i].tables[j]);
+			if (lua_rawget(L, -2) == LUA_TNIL) {
+				lua_pop(L, 1);
+				policy_push_slice(L, r->statements[i].tables[j]);
+				lua_pushboolean(L, 1);
+				lua_rawset(L, -3);
+				policy_push_slice(L, r->statements[i].tables[j]);
+				lua_rawseti(L, -3, (lua_Integer)++ntables);
+			} else {
+				lua_pop(L, 1);
+			}
+		}
+	}
+	lua_pop(L, 1);
+	lua_setfield(L, -2, "tables");
+	if (where >= 0) {
+		lua_pushboolean(L, where);
+		lua_setfield(L, -2, "where");
+	}
+	lua_pushboolean(L, analyze);
+	lua_setfield(L, -2, "explain_analyze");
+	return 0;
+}
+
 /* Run HOOK with the session table and, when Q or C, the query or command table. */
 static enum policy_verdict
 policy_call(const struct policy_session *s, const char *hook, const struct policy_query *q,
@@ -182,13 +315,11 @@ policy_call(const struct policy_session *s, const char *hook, const struct polic
 	}
 	policy_push_session(L, s);
 	if (q != NULL) {
-		lua_createtable(L, 0, 4);
-		lua_pushlstring(L, q->text, q->len);
-		lua_setfield(L, -2, "text");
-		lua_pushboolean(L, q->truncated);
-		lua_setfield(L, -2, "truncated");
-		lua_pushboolean(L, q->prepared);
-		lua_setfield(L, -2, "prepared");
+		if (policy_push_query(L, q) != 0) {
+			lua_settop(L, 2);
+			snprintf(reason, rlen, "the statement could not be classified; denied");
+			return POLICY_DENY;
+		}
 		nargs++;
 	} else if (c != NULL) {
 		lua_createtable(L, 0, 4);

@@ -51,6 +51,8 @@ struct policy_query {
 	size_t len;			/* bytes of TEXT given to policy (bounded by max_statement) */
 	bool truncated;			/* the statement was longer than LEN */
 	bool prepared;			/* from a Parse (extended protocol), not a simple Query */
+	bool mysql;			/* MySQL dialect (else PostgreSQL) */
+	unsigned sql_modes;		/* SQL_MODE_… of the session, as the server reports them */
 };
 
 /* on_connect(s): may this session start? */

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "policy/sql.h"
 #include "protocols/pg/session.h"
 #include "relay/log.h"
 
@@ -138,7 +139,19 @@ pg_idle_timer(struct pg_session *p, bool arm)
 	event_add(p->timer, &tv);
 }
 
-/* Account for one target message of TYPE (BODY read only for E, C, Z). */
+/* The target reports a setting: keep those that change how SQL text splits into tokens. */
+void
+pg_note_parameter(struct pg_session *p, struct slice name, struct slice value)
+{
+	if (name.len == 27 && memcmp(name.ptr, "standard_conforming_strings", 27) == 0) {
+		if (value.len == 3 && memcmp(value.ptr, "off", 3) == 0)
+			p->sql_modes |= SQL_MODE_PG_NO_STANDARD_STRINGS;
+		else
+			p->sql_modes &= ~SQL_MODE_PG_NO_STANDARD_STRINGS;
+	}
+}
+
+/* Account for one target message of TYPE (BODY read only for E, C, Z, S). */
 static enum pg_verdict_on_reply
 pg_model_reply(struct pg_session *p, uint8_t type, struct slice body)
 {
@@ -173,6 +186,10 @@ pg_model_reply(struct pg_session *p, uint8_t type, struct slice body)
 		return PG_REPLY_FORWARD;
 	case PG_MSG_COPY_IN:
 		p->copy_in = true;
+		return PG_REPLY_FORWARD;
+	case PG_MSG_PARAMETER_STATUS:
+		if (body.ptr != NULL && pg_parse_parameter_status(body, &msg, &tag) == 0)
+			pg_note_parameter(p, msg, tag);
 		return PG_REPLY_FORWARD;
 	case PG_MSG_ERROR:
 		p->copy_in = false;
@@ -262,7 +279,7 @@ pg_statement(struct pg_session *p, uint8_t type, uint32_t total)
 {
 	const uint8_t *buf = io_pullup(p->client, total);
 	struct slice body = { buf + PG_HEADER_LEN, total - PG_HEADER_LEN }, sql, name;
-	struct policy_query q = { .prepared = type == PG_MSG_PARSE };
+	struct policy_query q = { .prepared = type == PG_MSG_PARSE, .sql_modes = p->sql_modes };
 	char reason[POLICY_REASON_MAX], qr[POLICY_REASON_MAX + 16];
 	enum policy_verdict v;
 	uint16_t nparams;
@@ -438,7 +455,8 @@ pg_relay_upstream_read(struct pg_session *p)
 			return;
 		}
 		total = len + 1;
-		if ((type == PG_MSG_ERROR || type == PG_MSG_COMMAND_COMPLETE || type == PG_MSG_READY) && total <= PG_SMALL_MAX) {
+		if ((type == PG_MSG_ERROR || type == PG_MSG_COMMAND_COMPLETE || type == PG_MSG_READY ||
+		    type == PG_MSG_PARAMETER_STATUS) && total <= PG_SMALL_MAX) {
 			const uint8_t *buf = io_pullup(p->upstream, total);
 
 			if (buf == NULL)

@@ -62,6 +62,7 @@ struct pg_session {
 	uint32_t u_left;			/* bytes of the current target message still to pass */
 	bool u_drop;				/* ... dropped instead of forwarded */
 	char txn;				/* last ReadyForQuery status */
+	unsigned sql_modes;			/* SQL_MODE_… from the target's ParameterStatus */
 	/* Requests in flight, oldest first: a ring. */
 	struct pg_expect *expect;
 	uint32_t e_head, e_count, e_cap;
@@ -86,6 +87,7 @@ void pg_relay_start(struct pg_session *p);
 void pg_relay_client_read(struct pg_session *p);
 void pg_relay_upstream_read(struct pg_session *p);
 extern const struct io_callbacks pg_upstream_cb;
+void pg_note_parameter(struct pg_session *p, struct slice name, struct slice value);
 
 /* cancel.c */
 void pg_cancel_register(struct pg_session *p);

@@ -97,6 +97,9 @@ pg_upstream_ready(struct pg_session *p)
 
 		if (v != NULL && (n = pg_build_parameter_status(msg, sizeof(msg), pg_reported[i], v)) > 0)
 			(void)io_send(p->client, msg, n);
+		if (v != NULL)
+			pg_note_parameter(p, (struct slice){ (const uint8_t *)pg_reported[i], strlen(pg_reported[i]) },
+			    (struct slice){ (const uint8_t *)v, strlen(v) });
 	}
 	pg_cancel_register(p);
 	if ((n = pg_build_backend_key(msg, sizeof(msg), p->key_pid, p->key_secret)) > 0)
