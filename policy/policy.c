@@ -210,6 +210,56 @@ policy_push_statement(lua_State *L, const struct sql_statement *st)
 	lua_setfield(L, -2, "tables");
 }
 
+/* Serial number of the current policy call: lazily built q fields are valid only during it. */
+static _Thread_local lua_Integer query_serial;
+
+/* q.statements and q.tables are built on first use: most rules read only q.kind or q.where. */
+static int
+policy_query_index(lua_State *L)
+{
+	const struct sql_result *r = classified;
+	const char *key = lua_tostring(L, 2);
+	size_t nst, ntables = 0;
+
+	if (key == NULL || lua_tointeger(L, lua_upvalueindex(1)) != query_serial || r == NULL)
+		return 0;
+	nst = r->nstatements < SQL_STATEMENTS_MAX ? r->nstatements : SQL_STATEMENTS_MAX;
+	if (strcmp(key, "statements") == 0) {
+		lua_createtable(L, (int)nst, 0);
+		for (size_t i = 0; i < nst; i++) {
+			policy_push_statement(L, &r->statements[i]);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+	} else if (strcmp(key, "tables") == 0) {
+		/* Every table any statement names, each once. */
+		lua_newtable(L);
+		lua_newtable(L);	/* seen */
+		for (size_t i = 0; i < nst; i++) {
+			for (size_t j = 0; j < r->statements[i].ntables; j++) {
+				policy_push_slice(L, r->statements[i].tables[j]);
+				if (lua_rawget(L, -2) != LUA_TNIL) {
+					lua_pop(L, 1);
+					continue;
+				}
+				lua_pop(L, 1);
+				policy_push_slice(L, r->statements[i].tables[j]);
+				lua_pushboolean(L, 1);
+				lua_rawset(L, -3);
+				policy_push_slice(L, r->statements[i].tables[j]);
+				lua_rawseti(L, -3, (lua_Integer)++ntables);
+			}
+		}
+		lua_pop(L, 1);
+	} else {
+		return 0;
+	}
+	/* Cache it in q itself, so a second use is a plain field. */
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+	return 1;
+}
+
 /*
  * Push the q table: the text and what the SQL classifier (policy/sql.c) makes of it: the kind
  * of the whole, every statement with its kind, tables, WHERE and EXPLAIN ANALYZE, and the flags
@@ -219,7 +269,7 @@ static int
 policy_push_query(lua_State *L, const struct policy_query *q)
 {
 	struct sql_result *r;
-	size_t ntables = 0, nst;
+	size_t nst;
 	int where = -1;
 	bool analyze = false;
 
@@ -228,7 +278,15 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 	r = classified;
 	if (sql_classify(q->text, q->len, q->mysql ? SQL_DIALECT_MYSQL : SQL_DIALECT_POSTGRES, q->sql_modes, r) != 0)
 		return -1;
+	query_serial++;
 	nst = r->nstatements < SQL_STATEMENTS_MAX ? r->nstatements : SQL_STATEMENTS_MAX;
+	for (size_t i = 0; i < nst; i++) {
+		const struct sql_statement *st = &r->statements[i];
+
+		if (st->kinds & (SQL_KIND_BIT(SQL_KIND_UPDATE) | SQL_KIND_BIT(SQL_KIND_DELETE)))
+			where = (where != 0 && st->has_where) ? 1 : 0;
+		analyze = analyze || st->explain_analyze;
+	}
 	lua_createtable(L, 0, 16);
 	lua_pushlstring(L, q->text, q->len);
 	lua_setfield(L, -2, "text");
@@ -250,43 +308,23 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 	lua_setfield(L, -2, "opaque");
 	lua_pushboolean(L, r->truncated);
 	lua_setfield(L, -2, "statements_truncated");
-	lua_createtable(L, (int)nst, 0);
-	for (size_t i = 0; i < nst; i++) {
-		const struct sql_statement *st = &r->statements[i];
-
-		policy_push_statement(L, st);
-		lua_rawseti(L, -2, (lua_Integer)i + 1);
-		if (st->kinds & (SQL_KIND_BIT(SQL_KIND_UPDATE) | SQL_KIND_BIT(SQL_KIND_DELETE)))
-			where = (where != 0 && st->has_where) ? 1 : 0;
-		analyze = analyze || st->explain_analyze;
-	}
-	lua_setfield(L, -2, "statements");
-	/* q.tables: every table any statement names, each once. */
-	lua_newtable(L);
-	lua_newtable(L);	/* seen */
-	for (size_t i = 0; i < nst; i++) {
-		for (size_t j = 0; j < r->statements[i].ntables; j++) {
-			policy_push_slice(L, r->statements[i].tables[j]);
-			if (lua_rawget(L, -2) == LUA_TNIL) {
-				lua_pop(L, 1);
-				policy_push_slice(L, r->statements[i].tables[j]);
-				lua_pushboolean(L, 1);
-				lua_rawset(L, -3);
-				policy_push_slice(L, r->statements[i].tables[j]);
-				lua_rawseti(L, -3, (lua_Integer)++ntables);
-			} else {
-				lua_pop(L, 1);
-			}
-		}
-	}
-	lua_pop(L, 1);
-	lua_setfield(L, -2, "tables");
 	if (where >= 0) {
 		lua_pushboolean(L, where);
 		lua_setfield(L, -2, "where");
 	}
 	lua_pushboolean(L, analyze);
 	lua_setfield(L, -2, "explain_analyze");
+	/* statements and tables on demand (valid during this call only). */
+	if (luaL_newmetatable(L, "postern.query")) {
+		lua_pushinteger(L, 0);
+		lua_pushcclosure(L, policy_query_index, 1);
+		lua_setfield(L, -2, "__index");
+	}
+	lua_getfield(L, -1, "__index");
+	lua_pushinteger(L, query_serial);
+	lua_setupvalue(L, -2, 1);
+	lua_pop(L, 1);
+	lua_setmetatable(L, -2);
 	return 0;
 }
 
