@@ -7,6 +7,7 @@
  */
 #include "relay/config.h"
 
+#include "audit/format.h"
 #include "policy/sandbox.h"
 
 #include <errno.h>
@@ -24,6 +25,9 @@
 #define CONFIG_WORKERS_MAX	256
 #define CONFIG_BUFFER_MIN	(16u << 10)
 #define CONFIG_BUFFER_MAX	(1u << 30)
+#define CONFIG_AUDITORS_MAX	64
+#define CONFIG_AUDIT_CHUNK_MIN	(4u << 10)
+#define CONFIG_AUDIT_CHUNK_MAX	(16u << 20)
 
 struct config_eval {
 	const char *path;
@@ -310,7 +314,9 @@ static const char *const config_settings[] = {
 	"node", "workers", "state_dir", "admin_socket", "log_file", "log_level", "shutdown_grace",
 	"connect_timeout", "handshake_timeout", "buffer_limit", "roles_dir", "max_ttl", "clock_skew",
 	"invite_ttl", "api_listen", "api_url", "tls_names", "tls_cert_file", "tls_key_file", "listen",
-	"max_message", "max_statement", "idle_in_transaction_timeout", "policy_instructions", "policy_memory", NULL };
+	"max_message", "max_statement", "idle_in_transaction_timeout", "policy_instructions", "policy_memory",
+	"audit_dir", "auditor_keys", "audit_flush_interval", "audit_chunk_size", "audit_retention_days",
+	"audit_retention_bytes", "audit_min_free", "audit_queue_limit", "audit_on_failure", NULL };
 
 static bool
 config_number(struct config_eval *ev, lua_State *L, int line, const char *key, double min, double max, double *out)
@@ -332,6 +338,93 @@ config_integer(struct config_eval *ev, lua_State *L, int line, const char *key, 
 	}
 	*out = (long)lua_tointeger(L, -1);
 	return true;
+}
+
+/* A size in bytes: a whole number, or a string with a unit like "64K", "512M", "10G", "1T". */
+static bool
+config_size(struct config_eval *ev, lua_State *L, int line, const char *key, unsigned long long min,
+    unsigned long long max, unsigned long long *out)
+{
+	unsigned long long n = 0, unit = 1;
+	char *end = NULL;
+
+	if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0) {
+		n = (unsigned long long)lua_tointeger(L, -1);
+	} else if (lua_type(L, -1) == LUA_TSTRING) {
+		const char *t = lua_tostring(L, -1);
+
+		errno = 0;
+		n = strtoull(t, &end, 10);
+		if (end == t || errno != 0)
+			goto bad;
+		switch (*end) {
+		case 'k': case 'K': unit = 1ull << 10; end++; break;
+		case 'm': case 'M': unit = 1ull << 20; end++; break;
+		case 'g': case 'G': unit = 1ull << 30; end++; break;
+		case 't': case 'T': unit = 1ull << 40; end++; break;
+		default: break;
+		}
+		if (unit > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
+			end += strlen(end);
+		if (*end != '\0' || n > ULLONG_MAX / unit)
+			goto bad;
+		n *= unit;
+	} else {
+		goto bad;
+	}
+	if (n < min || n > max)
+		goto bad;
+	*out = n;
+	return true;
+bad:
+	config_error(ev, line, "%s must be a size from %llu to %llu bytes: a number, or a string like \"64K\", "
+	    "\"512M\", \"10G\"", key, min, max);
+	return false;
+}
+
+/* auditor_keys = { "alice.pub", … }: the public keys recordings are sealed to, read now. */
+static void
+config_auditor_keys(struct config_eval *ev, lua_State *L, int line, struct config *cfg)
+{
+	size_t n = lua_type(L, -1) == LUA_TTABLE ? lua_rawlen(L, -1) : 0, nfiles = 0;
+	char err[512];
+
+	if (lua_type(L, -1) != LUA_TTABLE || n > CONFIG_AUDITORS_MAX) {
+		config_error(ev, line, "auditor_keys must be a list of at most %d public key files like "
+		    "{ \"/etc/postern/auditors/alice.pub\" } (posternctl audit keygen makes them)", CONFIG_AUDITORS_MAX);
+		return;
+	}
+	cfg->auditor_keys = calloc(n ? n : 1, sizeof(*cfg->auditor_keys));
+	cfg->auditor_key_files = calloc(n + 1, sizeof(char *));
+	if (cfg->auditor_keys == NULL || cfg->auditor_key_files == NULL) {
+		config_error(ev, line, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct audit_auditor_key *k = &cfg->auditor_keys[cfg->nauditor_keys];
+		char *path;
+
+		if (lua_rawgeti(L, -1, (lua_Integer)i + 1) != LUA_TSTRING || (path = config_path(ev, lua_tostring(L, -1))) == NULL) {
+			config_error(ev, line, "auditor_keys[%zu] must be a file name", i + 1);
+			lua_pop(L, 1);
+			continue;
+		}
+		lua_pop(L, 1);
+		cfg->auditor_key_files[nfiles++] = path;
+		if (audit_key_read(path, k, err, sizeof(err)) != 0) {
+			config_error(ev, line, "auditor_keys[%zu]: %s", i + 1, err);
+		} else if (k->has_secret) {
+			sodium_memzero(k, sizeof(*k));
+			config_error(ev, line, "auditor_keys[%zu]: %s is an auditor's secret key; posternd must only have "
+			    "the public one (%s.pub), and the secret one belongs with the auditor", i + 1, path, path);
+		} else {
+			for (size_t j = 0; j < cfg->nauditor_keys; j++)
+				if (strcmp(cfg->auditor_keys[j].id, k->id) == 0)
+					config_error(ev, line, "auditor_keys[%zu]: %s is the same key as auditor_keys[%zu]", i + 1,
+					    path, j + 1);
+			cfg->nauditor_keys++;
+		}
+	}
 }
 
 /* listen = { postgres = "host:port", … }: where each protocol front listens. */
@@ -413,6 +506,36 @@ config_setting(struct config_eval *ev, lua_State *L, const char *key, int line, 
 			cfg->policy_memory = (size_t)n;
 		return;
 	}
+	if (strcmp(key, "auditor_keys") == 0) {
+		config_auditor_keys(ev, L, line, cfg);
+		return;
+	}
+	if (strcmp(key, "audit_flush_interval") == 0) {
+		(void)config_number(ev, L, line, key, 0.01, 60, &cfg->audit_flush_interval);
+		return;
+	}
+	if (strcmp(key, "audit_retention_days") == 0) {
+		if (config_integer(ev, L, line, key, 0, 36500, &n))
+			cfg->audit_retention_days = n;
+		return;
+	}
+	if (strcmp(key, "audit_chunk_size") == 0 || strcmp(key, "audit_queue_limit") == 0) {
+		bool chunk = key[6] == 'c';
+		unsigned long long v;
+
+		if (config_size(ev, L, line, key, chunk ? CONFIG_AUDIT_CHUNK_MIN : 1u << 20,
+		    chunk ? CONFIG_AUDIT_CHUNK_MAX : 1ull << 40, &v))
+			*(chunk ? &cfg->audit_chunk_size : &cfg->audit_queue_limit) = (size_t)v;
+		return;
+	}
+	if (strcmp(key, "audit_retention_bytes") == 0) {
+		(void)config_size(ev, L, line, key, 0, ULLONG_MAX, &cfg->audit_retention_bytes);
+		return;
+	}
+	if (strcmp(key, "audit_min_free") == 0) {
+		(void)config_size(ev, L, line, key, 0, ULLONG_MAX, &cfg->audit_min_free);
+		return;
+	}
 	if (strcmp(key, "idle_in_transaction_timeout") == 0) {
 		(void)config_number(ev, L, line, key, 0, 86400 * 7, &cfg->idle_in_transaction_timeout);
 		return;
@@ -464,6 +587,13 @@ config_setting(struct config_eval *ev, lua_State *L, const char *key, int line, 
 		cfg->log_file = config_path(ev, s);
 	} else if (strcmp(key, "roles_dir") == 0) {
 		cfg->roles_dir = config_path(ev, s);
+	} else if (strcmp(key, "audit_dir") == 0) {
+		cfg->audit_dir = config_path(ev, s);
+	} else if (strcmp(key, "audit_on_failure") == 0) {
+		if (strcmp(s, "refuse") != 0 && strcmp(s, "allow") != 0)
+			config_error(ev, line, "audit_on_failure \"%s\" is not one of refuse (no recording, no session) or "
+			    "allow (sessions go on unrecorded)", s);
+		cfg->audit_refuse = strcmp(s, "allow") != 0;
 	} else if (strcmp(key, "tls_cert_file") == 0) {
 		cfg->tls_cert_file = config_path(ev, s);
 	} else if (strcmp(key, "tls_key_file") == 0) {
@@ -500,7 +630,9 @@ config_settings_parse(struct config_eval *ev, lua_State *L, int settings, int li
 			    "log_file, log_level, shutdown_grace, connect_timeout, handshake_timeout, buffer_limit, "
 			    "roles_dir, max_ttl, clock_skew, invite_ttl, api_listen, api_url, tls_names, tls_cert_file, "
 			    "tls_key_file, listen, max_message, max_statement, idle_in_transaction_timeout, "
-			    "policy_instructions, policy_memory, "
+			    "policy_instructions, policy_memory, audit_dir, auditor_keys, audit_flush_interval, "
+			    "audit_chunk_size, audit_retention_days, audit_retention_bytes, audit_min_free, audit_queue_limit, "
+			    "audit_on_failure, "
 			    "or target \"name\" { … }", key);
 		else
 			config_setting(ev, L, key, line, cfg);
@@ -532,6 +664,11 @@ config_defaults(struct config *cfg)
 	cfg->invite_ttl = 24 * 3600;
 	cfg->max_message = 64u << 20;
 	cfg->max_statement = 64u << 10;
+	cfg->audit_flush_interval = 1.0;
+	cfg->audit_chunk_size = 64u << 10;
+	cfg->audit_min_free = 64ull << 20;
+	cfg->audit_queue_limit = 256u << 20;
+	cfg->audit_refuse = true;
 	cfg->policy_instructions = 1000L * 1000;
 	cfg->policy_memory = 32u << 20;
 	if (gethostname(host, sizeof(host)) != 0)
@@ -596,6 +733,8 @@ config_load(const char *path, struct config **out, char **errors)
 	config_targets_parse(&ev, L, 3, cfg);
 	if (cfg->state_dir == NULL)
 		config_error(&ev, 0, "state_dir is missing; expected state_dir = \"/var/lib/postern\" (a directory posternd owns)");
+	if (cfg->audit_dir == NULL && cfg->state_dir != NULL && asprintf(&cfg->audit_dir, "%s/audit", cfg->state_dir) < 0)
+		cfg->audit_dir = NULL;
 	if (cfg->admin_socket == NULL && cfg->state_dir != NULL &&
 	    asprintf(&cfg->admin_socket, "%s/admin.sock", cfg->state_dir) < 0)
 		cfg->admin_socket = NULL;
@@ -682,6 +821,11 @@ config_unref(struct config *cfg)
 	free(cfg->tls_key_file);
 	for (int p = 0; p <= CONFIG_PROTOCOL_SSH; p++)
 		free(cfg->listen[p]);
+	free(cfg->audit_dir);
+	for (size_t i = 0; cfg->auditor_key_files != NULL && cfg->auditor_key_files[i] != NULL; i++)
+		free(cfg->auditor_key_files[i]);
+	free(cfg->auditor_key_files);
+	free(cfg->auditor_keys);
 	free(cfg);
 }
 

@@ -14,6 +14,8 @@
 #include "relay/log.h"
 #include "relay/util.h"
 
+struct audit_auditor_key;
+
 enum config_protocol {
 	CONFIG_PROTOCOL_TCP = 0,
 	CONFIG_PROTOCOL_POSTGRES,
@@ -79,6 +81,18 @@ struct config {
 	double idle_in_transaction_timeout;	/* seconds; 0 = none */
 	long policy_instructions;	/* Lua instructions one policy call may run */
 	size_t policy_memory;		/* bytes one policy's Lua state may hold */
+	/* Session recordings (docs/audit.md). Off when no auditor key is configured. */
+	char *audit_dir;			/* recordings; default state_dir/audit */
+	char **auditor_key_files;		/* as configured (resolved paths) */
+	struct audit_auditor_key *auditor_keys;	/* their public keys, read at load */
+	size_t nauditor_keys;
+	double audit_flush_interval;		/* seconds a session's events may wait in memory */
+	size_t audit_chunk_size;		/* bytes of events per encrypted chunk */
+	long audit_retention_days;		/* delete recordings older than this; 0: keep */
+	unsigned long long audit_retention_bytes;	/* delete the oldest beyond this total; 0: no limit */
+	unsigned long long audit_min_free;	/* free bytes under which new sessions are refused */
+	size_t audit_queue_limit;		/* bytes waiting for the writer, all sessions together */
+	bool audit_refuse;			/* audit_on_failure = "refuse": no recording, no session */
 };
 
 /*

@@ -18,6 +18,7 @@
 #include <event2/thread.h>
 #include <jansson.h>
 
+#include "audit/audit.h"
 #include "protocols/pg/pg.h"
 #include "protocols/tcp/tcp.h"
 #include "relay/admin.h"
@@ -230,6 +231,7 @@ reload(char **errors)
 		*errors = NULL;
 	config_unref(current);
 	current = cfg;
+	audit_configure(current);
 	log_info("configuration reloaded", "targets=%zu roles=%zu", cfg->ntargets, cfg->roles.n);
 	/* Offboarding: whoever lost access in this reload loses their live sessions now. */
 	identity_sweep(current);
@@ -239,10 +241,13 @@ reload(char **errors)
 static json_t *
 status_json(json_t *req)
 {
-	return json_pack("{s:s, s:s, s:i, s:f, s:i, s:I, s:s, s:b}",
+	char audit[700];
+
+	return json_pack("{s:s, s:s, s:i, s:f, s:i, s:I, s:s, s:b, s:s}",
 	    "version", POSTERN_VERSION, "node", current->node, "pid", (int)getpid(),
 	    "uptime", util_now_mono() - started_mono, "workers", worker_count(),
-	    "sessions", (json_int_t)session_registry_count(), "config", current->path, "stopping", stopping);
+	    "sessions", (json_int_t)session_registry_count(), "config", current->path, "stopping", stopping,
+	    "recording", audit_status(audit, sizeof(audit)));
 }
 
 static json_t *
@@ -428,6 +433,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "posternd: %s\n", err);
 		return 1;
 	}
+	/* Fail closed: with auditor_keys set, no start without a usable audit directory. */
+	if (audit_start(current, err, sizeof(err)) != 0) {
+		fprintf(stderr, "posternd: %s\n", err);
+		return 1;
+	}
 	if (listeners_apply(current, true) != 0)
 		return 1;
 	if (current->api_listen != NULL && loginapi_start(main_base, current, &current, err, sizeof(err)) != 0) {
@@ -457,6 +467,7 @@ main(int argc, char **argv)
 	event_base_dispatch(main_base);
 
 	worker_stop_all();
+	audit_stop();
 	loginapi_stop();
 	admin_stop();
 	for (int i = 0; signums[i] != 0; i++)

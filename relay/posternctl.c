@@ -1,6 +1,7 @@
 /*
- * posternctl: the admin's and auditor's command line. Today it speaks to a running posternd
- * over its admin socket: status, live sessions, kill, reload.
+ * posternctl: the admin's and auditor's command line. It speaks to a running posternd over
+ * its admin socket (status, live sessions, kill, reload, users); `posternctl audit …` reads
+ * recordings directly (relay/ctl_audit.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "relay/ctl_audit.h"
 #include "relay/util.h"
 
 #define CTL_DEFAULT_SOCKET	"/var/lib/postern/admin.sock"
@@ -34,7 +36,9 @@ usage(FILE *out)
 	    "  users invite USER [--ttl 24h]   a one-time enrolment invite for USER\n"
 	    "  users lock USER [--reason R]    lock USER now and end their live sessions\n"
 	    "  users unlock USER\n"
-	    "  users rm-device USER DEVICE     forget one of USER's enrolled devices\n"
+	    "  users rm-device USER DEVICE     forget one of USER's enrolled devices\n");
+	ctl_audit_usage(out);
+	fprintf(out,
 	    "\n"
 	    "  -s, --socket SOCKET  posternd's admin socket (default $POSTERN_ADMIN_SOCKET, else\n"
 	    "                       " CTL_DEFAULT_SOCKET ")\n"
@@ -158,6 +162,8 @@ ctl_print_status(json_t *r)
 	printf("workers:  %lld\n", json_integer_value(json_object_get(r, "workers")));
 	printf("sessions: %lld live\n", json_integer_value(json_object_get(r, "sessions")));
 	printf("config:   %s\n", json_string_value(json_object_get(r, "config")));
+	if (json_object_get(r, "recording") != NULL)
+		printf("recording: %s\n", json_string_value(json_object_get(r, "recording")));
 	return 0;
 }
 
@@ -288,6 +294,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (strcmp(argv[i], "audit") == 0)
+		return ctl_audit_main(argc - i, argv + i);
 	if (strcmp(argv[argc - 1], "--json") == 0) {
 		json = true;
 		argc--;

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "audit/audit.h"
+
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct session *registry_head;
 static size_t registry_count;
@@ -131,6 +133,8 @@ session_free_later(evutil_socket_t fd, short what, void *arg)
 void
 session_free(struct session *s)
 {
+	/* A front that did not close its recording leaves it here, still finished properly. */
+	audit_session_close(s, "session ended");
 	session_unregister(s);
 	/* Unregistered: no thread can activate kill_ev any more, so it can go now. */
 	event_free(s->kill_ev);

@@ -22,6 +22,7 @@ enum session_state {
 };
 
 struct session;
+struct audit_tap;
 
 struct session_ops {
 	/* End the session now with REASON (a short, user-facing sentence). Runs on the worker. */
@@ -44,6 +45,7 @@ struct session {
 	struct config *cfg;		/* the config in force when the session began (one reference) */
 	const struct session_ops *ops;
 	void *proto;			/* the protocol's own state */
+	struct audit_tap *audit;	/* the session's recording (audit/audit.h); NULL when not recorded */
 	struct event *kill_ev;		/* activated by the registry to run ops->kill on the worker */
 	const char *kill_reason;	/* static string, set under the registry lock */
 	struct session *reg_prev, *reg_next;	/* registry list, under the registry lock */

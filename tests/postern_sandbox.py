@@ -46,7 +46,7 @@ STOP_ORDER = ["posternd", "sshd", "mariadbd", "postgres"]
 # Directory entries that up() owns inside DIR; a stale sandbox's copies are
 # removed before a new one is built. Anything else in DIR is left alone.
 OWNED_ENTRIES = ["tls", "secrets", "pg", "mysql", "ssh", "state", "env", "home", "roles", "policies",
-                 "posternd.lua", "posternd.log", "admin.sock", "pids"]
+                 "posternd.lua", "posternd.log", "admin.sock", "pids", "audit"]
 
 # Popen objects of children started by this process, kept so that they are
 # not garbage collected while running and so that down() can reap them.
@@ -208,6 +208,7 @@ def _build(dir, repo_root, relay):
     _start_mariadb(ctx)
     _start_sshd(ctx)
     _write_roles(ctx)
+    _make_auditor_key(ctx, posternctl)
     _write_relay_config(ctx)
     if relay:
         _start_posternd(ctx, posternd, posternctl)
@@ -451,6 +452,19 @@ LogLevel VERBOSE
 """
 
 
+AUDITOR_KEY = "auditor.key"   # in DIR/secrets; the .pub beside it goes in auditor_keys
+
+
+def _make_auditor_key(ctx, posternctl):
+    """The sandbox auditor's key pair (posternctl audit keygen), so sessions are recorded and
+    tests can read the recordings with POSTERN_AUDIT_KEY. Without posternctl: no recording."""
+    if not os.access(posternctl, os.X_OK):
+        return
+    key = os.path.join(ctx["dir"], "secrets", AUDITOR_KEY)
+    _run([posternctl, "audit", "keygen", key, "--comment", "sandbox-auditor"], "posternctl audit keygen")
+    ctx["auditor_key"] = key
+
+
 def _write_relay_config(ctx):
     d, q = ctx["dir"], _lua_quote
     lines = [
@@ -466,6 +480,12 @@ def _write_relay_config(ctx):
         f"listen = {{ postgres = {q('127.0.0.1:' + str(ctx['pg_front_port']))} }}",
         "",
     ]
+    if ctx.get("auditor_key"):
+        lines[-1:-1] = [
+            "-- every session is recorded, encrypted to the sandbox auditor's key (POSTERN_AUDIT_KEY)",
+            f"audit_dir = {q(d + '/audit')}",
+            f"auditor_keys = {{ {q(ctx['auditor_key'] + '.pub')} }}",
+        ]
     for name, proto, port, secret in (("pg", "postgres", ctx["pg_port"], "pg-app"),
                                       ("mysql", "mysql", ctx["mysql_port"], "mysql-app")):
         lines += [
@@ -605,6 +625,8 @@ def _make_env(ctx, build):
         "POSTERN_MYSQL_APP_PASSWORD_FILE": _secret_path(d, "mysql-app"),
         "POSTERN_PG_ADMIN_PASSWORD_FILE": _secret_path(d, "pg-admin"),
         "POSTERN_MYSQL_ADMIN_PASSWORD_FILE": _secret_path(d, "mysql-admin"),
+        "POSTERN_AUDIT_DIR": f"{d}/audit",
+        "POSTERN_AUDIT_KEY": ctx.get("auditor_key", ""),
     }
 
 

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "audit/audit.h"
 #include "protocols/pg/session.h"
 #include "relay/log.h"
 
@@ -55,6 +56,7 @@ pg_close(struct pg_session *p, const char *reason)
 	    s->user[0] ? s->user : "-", s->client_addr, (unsigned long long)p->statements,
 	    (unsigned long long)p->denied, (unsigned long long)atomic_load(&s->bytes_up),
 	    (unsigned long long)atomic_load(&s->bytes_down), util_now_wall() - s->started, log_quote(q, sizeof(q), reason));
+	audit_session_close(s, reason);
 	if (p->pol.user != NULL)
 		policy_session_end(&p->pol);
 	pg_cancel_unregister(p);
@@ -237,6 +239,23 @@ pg_policy_session(struct pg_session *p)
 	pol->mem_limit = p->s->cfg->policy_memory;
 }
 
+/* Open the session's recording; without one (when the config says so) the session goes no further. */
+static bool
+pg_audit_open(struct pg_session *p)
+{
+	struct audit_session_facts facts = {
+		.login = p->pol.login, .database = p->database, .role = p->id.role ? p->id.role->name : NULL,
+		.roles = p->roles, .nroles = p->pol.nroles, .serial = p->id.serial, .not_after = p->id.not_after,
+		.application_name = p->application_name, .tls = p->tls,
+	};
+	char reason[768];
+
+	if (audit_session_open(p->s, &facts, reason, sizeof(reason)) == 0)
+		return true;
+	pg_fatal(p, PG_SQLSTATE_CANNOT_CONNECT_NOW, "postern: %s", reason);
+	return false;
+}
+
 static void
 pg_startup(struct pg_session *p, const struct pg_startup *st)
 {
@@ -278,6 +297,8 @@ pg_startup(struct pg_session *p, const struct pg_startup *st)
 		pg_fatal(p, PG_SQLSTATE_INSUFFICIENT_PRIVILEGE, "postern: connection denied by policy: %s", reason);
 		return;
 	}
+	if (!pg_audit_open(p))
+		return;
 	log_info("access granted", "sid=%s protocol=postgres target=%s user=%s role=%s database=%s serial=%llu",
 	    p->s->idstr, p->s->target, p->id.user, p->id.role->name, p->database[0] ? p->database : "-",
 	    (unsigned long long)p->id.serial);
