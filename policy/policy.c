@@ -400,6 +400,18 @@ out:
 	return v;
 }
 
+void
+policy_thread_end(void)
+{
+	if (cache != NULL) {
+		policy_cache_clear();
+		free(cache);
+		cache = NULL;
+	}
+	free(classified);
+	classified = NULL;
+}
+
 enum policy_verdict
 policy_on_connect(const struct policy_session *s, char *reason, size_t rlen)
 {

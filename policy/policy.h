@@ -63,6 +63,8 @@ enum policy_verdict policy_on_query(const struct policy_session *s, const struct
 /* on_command(s, c): may this SSH request run? */
 enum policy_verdict policy_on_command(const struct policy_session *s, const struct policy_command *c,
     char *reason, size_t rlen);
+/* Free this thread's policy states (a worker thread calls it as it ends). */
+void policy_thread_end(void);
 /* Forget a session's per-session state (s.state). */
 void policy_session_end(const struct policy_session *s);
 

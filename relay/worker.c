@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "policy/policy.h"
 #include "relay/log.h"
 
 struct worker_job {
@@ -83,6 +84,7 @@ worker_main(void *arg)
 	struct worker *w = arg;
 
 	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	policy_thread_end();
 	return NULL;
 }
 

@@ -80,8 +80,21 @@ pg_expect_push_seq(struct pg_session *p, uint8_t kind, bool injected, uint32_t s
 static bool
 pg_expect_push(struct pg_session *p, uint8_t kind, bool injected)
 {
-	/* Executes are statements too: number them for the audit trail. */
-	return pg_expect_push_seq(p, kind, injected, kind == PG_MSG_EXECUTE && !injected ? ++p->seq : 0);
+	return pg_expect_push_seq(p, kind, injected, 0);
+}
+
+/* An Execute is a statement too: record it with the portal it runs, then expect its reply. */
+static bool
+pg_execute(struct pg_session *p, uint32_t total)
+{
+	const uint8_t *buf = total <= PG_SMALL_MAX ? io_pullup(p->client, total) : NULL;
+	struct slice portal = { (const uint8_t *)"", 0 };
+	uint32_t max_rows, seq = ++p->seq;
+
+	if (buf != NULL && pg_parse_execute((struct slice){ buf + PG_HEADER_LEN, total - PG_HEADER_LEN }, &portal, &max_rows) != 0)
+		portal = (struct slice){ (const uint8_t *)"", 0 };
+	audit_statement(p->s, seq, "execute", (const char *)portal.ptr, portal.len, AUDIT_ALLOWED, NULL);
+	return pg_expect_push_seq(p, PG_MSG_EXECUTE, false, seq);
 }
 
 static struct pg_expect *
@@ -372,9 +385,16 @@ pg_relay_client_read(struct pg_session *p)
 			if (!p->copy_in && !pg_expect_push(p, type, false))
 				goto full;
 			break;
+		case PG_MSG_EXECUTE:
+			if (p->skipping)
+				break;
+			if (io_readable(p->client) < total && total <= PG_SMALL_MAX)
+				return;	/* small: wait for it whole, to record the portal */
+			if (!pg_execute(p, total))
+				goto full;
+			break;
 		case PG_MSG_BIND:
 		case PG_MSG_DESCRIBE:
-		case PG_MSG_EXECUTE:
 		case PG_MSG_CLOSE:
 			if (!p->skipping && !pg_expect_push(p, type, false))
 				goto full;

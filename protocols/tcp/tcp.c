@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "audit/audit.h"
 #include "relay/identity.h"
 #include "relay/io.h"
 #include "relay/log.h"
@@ -48,6 +49,7 @@ tcp_close(struct tcp_session *t, const char *reason)
 	    s->idstr, s->target, s->user[0] ? s->user : "-", s->client_addr,
 	    (unsigned long long)atomic_load(&s->bytes_up), (unsigned long long)atomic_load(&s->bytes_down),
 	    util_now_wall() - s->started, log_quote(q, sizeof(q), reason));
+	audit_session_close(s, reason);
 	if (t->client != NULL)
 		io_close(t->client);
 	if (t->upstream != NULL)
@@ -138,6 +140,29 @@ tcp_connect_upstream(struct tcp_session *t)
 	io_set_limit(t->upstream, t->limit);
 }
 
+/* Record the session (start, byte counters, end); refuse it when recording must and cannot. */
+static bool
+tcp_audit_open(struct tcp_session *t, const struct identity *id)
+{
+	const struct roles *roles = &t->s->cfg->roles;
+	const char *names[16];
+	struct audit_session_facts facts = {
+		.role = id->role->name, .serial = id->serial, .not_after = id->not_after, .tls = true, .roles = names,
+	};
+	char reason[768], q[800];
+
+	for (size_t i = 0; i < roles->n && facts.nroles < sizeof(names) / sizeof(names[0]); i++)
+		if (roles_is_member(&roles->list[i], id->user))
+			names[facts.nroles++] = roles->list[i].name;
+	if (audit_session_open(t->s, &facts, reason, sizeof(reason)) == 0)
+		return true;
+	/* Raw TCP has no error message of its own: the log says why, the client sees a close. */
+	log_warn("session refused", "sid=%s protocol=tcp target=%s user=%s reason=%s", t->s->idstr, t->s->target,
+	    id->user, log_quote(q, sizeof(q), reason));
+	tcp_close(t, "recording unavailable");
+	return false;
+}
+
 /* The client's TLS handshake is done: check its certificate, then go on to the target. */
 static void
 tcp_authorised(struct tcp_session *t, struct io *io)
@@ -156,6 +181,8 @@ tcp_authorised(struct tcp_session *t, struct io *io)
 	session_set_user(s, id.user);
 	log_info("access granted", "sid=%s protocol=tcp target=%s user=%s role=%s serial=%llu", s->idstr, s->target,
 	    id.user, id.role->name, (unsigned long long)id.serial);
+	if (!tcp_audit_open(t, &id))
+		return;
 	tcp_connect_upstream(t);
 }
 
