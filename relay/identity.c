@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <sodium.h>
 
+#include "relay/admin.h"
 #include "relay/log.h"
 #include "relay/session.h"
 #include "relay/totp.h"
@@ -538,18 +539,6 @@ identity_api_targets(const struct config *cfg, X509 *cert, const char *peer, int
 
 /* ---- admin ---- */
 
-__attribute__((format(printf, 1, 2)))
-static json_t *
-admin_fail(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return json_pack("{s:s}", "error", msg);
-}
 
 json_t *
 identity_admin(const struct config *cfg, const char *cmd, json_t *req)
@@ -561,15 +550,15 @@ identity_admin(const struct config *cfg, const char *cmd, json_t *req)
 	if (strcmp(cmd, "users.ls") == 0)
 		return json_pack("{s:o}", "users", users_list(&cfg->roles));
 	if (!api_name_ok(user, 64))
-		return admin_fail("%s needs a user name", cmd);
+		return admin_error("%s needs a user name", cmd);
 	if (strcmp(cmd, "users.invite") == 0) {
 		if (!roles_user_known(&cfg->roles, user))
-			return admin_fail("%s is not a member of any role; add them to a role script and reload first", user);
+			return admin_error("%s is not a member of any role; add them to a role script and reload first", user);
 		ttl = (long)json_integer_value(json_object_get(req, "ttl"));
 		if (ttl <= 0)
 			ttl = cfg->invite_ttl;
 		if (users_invite_create(user, ttl, code, sizeof(code)) != 0)
-			return admin_fail("could not store the invite for %s", user);
+			return admin_error("could not store the invite for %s", user);
 		snprintf(invite, sizeof(invite), "%s.%s", code, invite_pin);
 		log_info("invite created", "user=%s expires_in=%ld", user, ttl);
 		return json_pack("{s:s, s:s, s:I, s:s}", "user", user, "invite", invite,
@@ -580,7 +569,7 @@ identity_admin(const struct config *cfg, const char *cmd, json_t *req)
 		size_t n;
 
 		if (users_lock(user, reason ? reason : "") != 0)
-			return admin_fail("could not record the lock of %s", user);
+			return admin_error("could not record the lock of %s", user);
 		n = identity_sweep(cfg);
 		log_info("user locked", "user=%s sessions_ended=%zu", user, n);
 		snprintf(msg, sizeof(msg), "%s is locked; %zu live session%s ending", user, n, n == 1 ? "" : "s");
@@ -588,7 +577,7 @@ identity_admin(const struct config *cfg, const char *cmd, json_t *req)
 	}
 	if (strcmp(cmd, "users.unlock") == 0) {
 		if (users_unlock(user) != 0)
-			return admin_fail("%s has never been locked", user);
+			return admin_error("%s has never been locked", user);
 		log_info("user unlocked", "user=%s", user);
 		snprintf(msg, sizeof(msg), "%s is unlocked", user);
 		return json_pack("{s:b, s:s}", "ok", 1, "message", msg);
@@ -597,10 +586,10 @@ identity_admin(const struct config *cfg, const char *cmd, json_t *req)
 		const char *device = json_string_value(json_object_get(req, "device"));
 
 		if (!api_name_ok(device, 16) || users_device_rm(user, device) != 0)
-			return admin_fail("no such device for %s; see posternctl users ls --json", user);
+			return admin_error("no such device for %s; see posternctl users ls --json", user);
 		log_info("device removed", "user=%s device=%s", user, device);
 		snprintf(msg, sizeof(msg), "device %s of %s removed", device, user);
 		return json_pack("{s:b, s:s}", "ok", 1, "message", msg);
 	}
-	return admin_fail("unknown command %s", cmd);
+	return admin_error("unknown command %s", cmd);
 }
