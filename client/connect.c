@@ -109,19 +109,6 @@ struct connect_opts {			/* postern connect's arguments */
 	long port;			/* 0: any free one */
 };
 
-__attribute__((format(printf, 1, 2)))
-static void
-connect_say(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("postern: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 /* ---- pure helpers (unit-tested) ---- */
 
 /* Append NAME=VALUE (C strings) to the packet being built at OUT[*O]; false when it does not fit. */
@@ -342,7 +329,7 @@ connect_fail(struct connect_conn *cn, const char *sqlstate, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	connect_say("connection %lu from %s: %s", cn->id, cn->peer, text);
+	home_say("connection %lu from %s: %s", cn->id, cn->peer, text);
 	if (cn->local == NULL || !cn->run->postgres || cn->first_seen || cn->cancel) {
 		connect_close(cn);
 		return;
@@ -543,10 +530,10 @@ connect_pg_first_reply(struct connect_conn *cn)
 	    pg_parse_error_fields((struct slice){ msg + PG_HEADER_LEN, length - 4 }, sqlstate, &text, severity) != 0)
 		return;
 	if (strcmp(sqlstate, PG_SQLSTATE_CONNECTION_FAILURE) == 0)
-		connect_say("connection %lu from %s: target %s is down: %.*s", cn->id, cn->peer, cn->run->target.name,
+		home_say("connection %lu from %s: target %s is down: %.*s", cn->id, cn->peer, cn->run->target.name,
 		    (int)text.len, (const char *)text.ptr);
 	else
-		connect_say("connection %lu from %s: the relay refused it: %.*s (SQLSTATE %s)", cn->id, cn->peer,
+		home_say("connection %lu from %s: the relay refused it: %.*s (SQLSTATE %s)", cn->id, cn->peer,
 		    (int)text.len, (const char *)text.ptr, sqlstate);
 }
 
@@ -820,7 +807,7 @@ connect_relay_event(struct bufferevent *bev, short what, void *arg)
 				    PG_SQLSTATE_CONNECTION_FAILURE, "%s", err);
 				return;
 			}
-			connect_say("connection %lu from %s: %s", cn->id, cn->peer, err);
+			home_say("connection %lu from %s: %s", cn->id, cn->peer, err);
 		}
 		connect_side_gone(cn, cn->relay);
 		return;
@@ -877,12 +864,12 @@ connect_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *
 		    "serves only the programs of user id %u", (unsigned)uid, (unsigned)getuid());
 	/* A PostgreSQL tool hears why once its startup packet is in; anything else is just closed. */
 	if (refuse[0] != '\0' && !run->postgres) {
-		connect_say("connection from %s:%s %s", host, port, refuse);
+		home_say("connection from %s:%s %s", host, port, refuse);
 		evutil_closesocket(fd);
 		return;
 	}
 	if ((cn = calloc(1, sizeof(*cn))) == NULL) {
-		connect_say("refused a connection from %s:%s: out of memory", host, port);
+		home_say("refused a connection from %s:%s: out of memory", host, port);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -892,7 +879,7 @@ connect_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *
 	snprintf(cn->peer, sizeof(cn->peer), "%s:%s", host, port);
 	snprintf(cn->refuse, sizeof(cn->refuse), "%s", refuse);
 	if ((cn->local = bufferevent_socket_new(run->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
-		connect_say("refused a connection from %s: out of memory", cn->peer);
+		home_say("refused a connection from %s: out of memory", cn->peer);
 		evutil_closesocket(fd);
 		free(cn);
 		return;
@@ -964,37 +951,37 @@ connect_parse(int argc, char **argv, struct connect_opts *o)
 			char *end;
 
 			if ((v = a[6] == '=' ? a + 7 : (i + 1 < argc ? argv[++i] : NULL)) == NULL) {
-				connect_say("--port needs a number; see postern connect --help");
+				home_say("--port needs a number; see postern connect --help");
 				return POSTERN_EXIT_USAGE;
 			}
 			errno = 0;
 			o->port = strtol(v, &end, 10);
 			if (errno != 0 || end == v || *end != '\0' || o->port < 0 || o->port > 65535) {
-				connect_say("--port takes a port number from 1 to 65535 (0: any free port), not \"%s\"", v);
+				home_say("--port takes a port number from 1 to 65535 (0: any free port), not \"%s\"", v);
 				return POSTERN_EXIT_USAGE;
 			}
 		} else if (strncmp(a, "--bind", 6) == 0 && (a[6] == '\0' || a[6] == '=')) {
 			if ((v = a[6] == '=' ? a + 7 : (i + 1 < argc ? argv[++i] : NULL)) == NULL) {
-				connect_say("--bind needs an address; see postern connect --help");
+				home_say("--bind needs an address; see postern connect --help");
 				return POSTERN_EXIT_USAGE;
 			}
 			o->bind = strcmp(v, "localhost") == 0 ? CONNECT_BIND_DEFAULT : v;
 		} else if (a[0] == '-') {
-			connect_say("unknown option %s; see postern connect --help", a);
+			home_say("unknown option %s; see postern connect --help", a);
 			return POSTERN_EXIT_USAGE;
 		} else if (o->spec == NULL) {
 			o->spec = a;
 		} else {
-			connect_say("connect takes one TARGET, got %s and %s; run one postern connect per target", o->spec, a);
+			home_say("connect takes one TARGET, got %s and %s; run one postern connect per target", o->spec, a);
 			return POSTERN_EXIT_USAGE;
 		}
 	}
 	if (o->spec == NULL) {
-		connect_say("connect needs a TARGET; see postern connect --help");
+		home_say("connect needs a TARGET; see postern connect --help");
 		return POSTERN_EXIT_USAGE;
 	}
 	if (!connect_is_loopback(o->bind)) {
-		connect_say("postern connect listens on loopback only (127.0.0.1 or ::1), not %s: whoever reaches the port "
+		home_say("postern connect listens on loopback only (127.0.0.1 or ::1), not %s: whoever reaches the port "
 		    "would act with your credentials", o->bind);
 		return POSTERN_EXIT_USAGE;
 	}
@@ -1027,7 +1014,7 @@ connect_listen(struct connect_run *run, const struct connect_opts *o)
 	lev = evconnlistener_new_bind(run->base, connect_accept, run,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 64, (struct sockaddr *)&ss, (int)len);
 	if (lev == NULL) {
-		connect_say("cannot listen on %s%s%s:%ld: %s%s", v6 ? "[" : "", o->bind, v6 ? "]" : "", o->port,
+		home_say("cannot listen on %s%s%s:%ld: %s%s", v6 ? "[" : "", o->bind, v6 ? "]" : "", o->port,
 		    strerror(errno), errno == EADDRINUSE ? "; pick another --port, or leave it out for a free one" : "");
 		return NULL;
 	}
@@ -1035,7 +1022,7 @@ connect_listen(struct connect_run *run, const struct connect_opts *o)
 	if (getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&ss, &len) != 0 ||
 	    getnameinfo((struct sockaddr *)&ss, len, run->listen_host, sizeof(run->listen_host), NULL, 0,
 	    NI_NUMERICHOST) != 0) {
-		connect_say("cannot tell which port the listener got: %s", strerror(errno));
+		home_say("cannot tell which port the listener got: %s", strerror(errno));
 		evconnlistener_free(lev);
 		return NULL;
 	}
@@ -1057,7 +1044,7 @@ connect_resolve(struct connect_run *run)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV | (run->url_is_ip ? AI_NUMERICHOST : 0);
 	if ((gai = getaddrinfo(run->target.host, run->target.port, &hints, &run->relay)) != 0 || run->relay == NULL) {
-		connect_say("cannot reach the relay at %s: cannot resolve %s (%s); check your network", run->relay_text,
+		home_say("cannot reach the relay at %s: cannot resolve %s (%s); check your network", run->relay_text,
 		    run->target.host, gai_strerror(gai));
 		return -1;
 	}
@@ -1095,17 +1082,17 @@ connect_main(int argc, char **argv)
 	snprintf(run.relay_text, sizeof(run.relay_text), "%s%s%s:%s", v6 ? "[" : "", run.target.host, v6 ? "]" : "",
 	    run.target.port);
 	if (!run.postgres && strcmp(run.target.protocol, CONNECT_PROTO_TCP) != 0) {
-		connect_say("%s is a %s target; postern connect carries postgres and tcp targets in this version",
+		home_say("%s is a %s target; postern connect carries postgres and tcp targets in this version",
 		    run.target.name, run.target.protocol);
 		return POSTERN_EXIT_USAGE;
 	}
 	if (!run.postgres && strchr(o.spec, '/') != NULL) {
-		connect_say("%s is a tcp target: it has no databases to pick with /", run.target.name);
+		home_say("%s is a tcp target: it has no databases to pick with /", run.target.name);
 		return POSTERN_EXIT_USAGE;
 	}
 	r = POSTERN_EXIT_ERROR;
 	if ((run.base = event_base_new()) == NULL) {
-		connect_say("cannot start the event loop (libevent failed)");
+		home_say("cannot start the event loop (libevent failed)");
 		goto out;
 	}
 	if (connect_resolve(&run) != 0) {
@@ -1117,7 +1104,7 @@ connect_main(int argc, char **argv)
 	if ((run.sigint = evsignal_new(run.base, SIGINT, connect_signal, &run)) == NULL ||
 	    (run.sigterm = evsignal_new(run.base, SIGTERM, connect_signal, &run)) == NULL ||
 	    event_add(run.sigint, NULL) != 0 || event_add(run.sigterm, NULL) != 0) {
-		connect_say("cannot catch Ctrl-C (libevent failed)");
+		home_say("cannot catch Ctrl-C (libevent failed)");
 		goto out;
 	}
 	if (run.postgres)
@@ -1130,7 +1117,7 @@ connect_main(int argc, char **argv)
 	printf("press Ctrl-C to stop\n");
 	fflush(stdout);
 	if (event_base_dispatch(run.base) != 0) {
-		connect_say("the event loop failed");
+		home_say("the event loop failed");
 		goto out;
 	}
 	fprintf(stderr, "postern: stopped listening on %s (%zu connection%s served)\n", run.listen_text, run.served,

@@ -6,6 +6,7 @@
 #include "client/home.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -277,4 +278,16 @@ home_unlock(int fd)
 {
 	if (fd >= 0)
 		close(fd);	/* closing drops the flock */
+}
+
+void
+home_say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("postern: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 }

@@ -76,4 +76,7 @@ void home_unlock(int fd);
 int home_remove(const struct home *h, const char *name, bool *existed, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* One line "postern: …" on stderr: how every launcher command tells the user what happened. */
+void home_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

@@ -22,19 +22,6 @@
 #define LAUNCH_CONNINFO_MAX	(4 * PATH_MAX + 1024)
 #define LAUNCH_WARN_SEC		(15 * 60)	/* as postern status: warn when less is left */
 
-__attribute__((format(printf, 1, 2)))
-static void
-launch_say(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("postern: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 static bool
 launch_is_help(const char *arg)
 {
@@ -120,34 +107,34 @@ launch_target(const char *spec, struct creds *c, struct target *t)
 	memset(t, 0, sizeof(*t));
 	memset(c, 0, sizeof(*c));
 	if (!launch_spec_ok(spec)) {
-		launch_say("\"%s\" is not a target name; write TARGET or TARGET/DATABASE (postern ls lists yours)", spec);
+		home_say("\"%s\" is not a target name; write TARGET or TARGET/DATABASE (postern ls lists yours)", spec);
 		return POSTERN_EXIT_USAGE;
 	}
 	snprintf(name, sizeof(name), "%.*s", (int)strcspn(spec, "/"), spec);
 	if ((r = creds_load(c, time(NULL), err, sizeof(err))) != 0) {
-		launch_say("%s", err);
+		home_say("%s", err);
 		return r;
 	}
 	if ((r = targets_load(c, 0, &doc, &age, err, sizeof(err))) != 0) {
-		launch_say("%s", err);
+		home_say("%s", err);
 		return r;
 	}
 	/* A cached list may predate a grant: ask the relay before saying no. */
 	if ((r = targets_find(c, doc, name, t, err, sizeof(err))) != 0 && age > 0) {
 		json_decref(doc);
 		if ((r = targets_load(c, TARGETS_REFRESH, &doc, &age, err, sizeof(err))) != 0) {
-			launch_say("%s", err);
+			home_say("%s", err);
 			return r;
 		}
 		r = targets_find(c, doc, name, t, err, sizeof(err));
 	}
 	json_decref(doc);
 	if (r != 0) {
-		launch_say("%s", err);
+		home_say("%s", err);
 		return r;
 	}
 	if (t->port[0] == '\0') {
-		launch_say("the relay did not say where its %s front listens for target %s; ask your admin", t->protocol,
+		home_say("the relay did not say where its %s front listens for target %s; ask your admin", t->protocol,
 		    t->name);
 		return POSTERN_EXIT_ERROR;
 	}
@@ -221,24 +208,24 @@ launch_ls(int argc, char **argv)
 		} else if (strcmp(argv[i], "--cached") == 0) {
 			cached = true;
 		} else {
-			launch_say("ls takes no argument %s; see postern ls --help", argv[i]);
+			home_say("ls takes no argument %s; see postern ls --help", argv[i]);
 			return POSTERN_EXIT_USAGE;
 		}
 	}
 	if (json && names) {
-		launch_say("ls takes --json or --names, not both");
+		home_say("ls takes --json or --names, not both");
 		return POSTERN_EXIT_USAGE;
 	}
 	/* Completion wants names even from a session that just expired: the cache is enough. */
 	if ((r = creds_load(&c, cached ? 0 : time(NULL), err, sizeof(err))) != 0) {
 		if (!cached || r != POSTERN_EXIT_NOT_LOGGED_IN || c.user[0] == '\0') {
-			launch_say("%s", err);
+			home_say("%s", err);
 			goto out;
 		}
 	}
 	if ((r = targets_load(&c, cached ? TARGETS_OFFLINE : TARGETS_REFRESH | TARGETS_STALE_OK, &doc, &age, err,
 	    sizeof(err))) != 0) {
-		launch_say("%s", err);
+		home_say("%s", err);
 		goto out;
 	}
 	if (age > 0 && !cached)
@@ -246,7 +233,7 @@ launch_ls(int argc, char **argv)
 		    (age + 59) / 60);
 	n = json_array_size(json_object_get(doc, "targets"));
 	if ((list = json_array()) == NULL) {
-		launch_say("out of memory");
+		home_say("out of memory");
 		r = POSTERN_EXIT_ERROR;
 		goto out;
 	}
@@ -337,7 +324,7 @@ launch_psql(int argc, char **argv)
 	}
 	first = strcmp(argv[1], "--") == 0 ? 2 : 1;
 	if (first >= argc || argv[first][0] == '-') {
-		launch_say(first >= argc ? "psql needs a TARGET; see postern psql --help" :
+		home_say(first >= argc ? "psql needs a TARGET; see postern psql --help" :
 		    "postern psql takes the TARGET first, then psql's own options; see postern psql --help");
 		return POSTERN_EXIT_USAGE;
 	}
@@ -345,13 +332,13 @@ launch_psql(int argc, char **argv)
 	if ((r = launch_target(spec, &c, &t)) != 0)
 		goto out;
 	if (strcmp(t.protocol, LAUNCH_PROTO_PG) != 0) {
-		launch_say("%s is a %s target, not PostgreSQL; %s", t.name, t.protocol, strcmp(t.protocol,
+		home_say("%s is a %s target, not PostgreSQL; %s", t.name, t.protocol, strcmp(t.protocol,
 		    LAUNCH_PROTO_TCP) == 0 ? "use postern connect to reach it" : "postern psql is for postgres targets");
 		r = POSTERN_EXIT_USAGE;
 		goto out;
 	}
 	if (launch_conninfo(&c, &t, spec, conninfo, sizeof(conninfo)) != 0) {
-		launch_say("the paths under %s are too long for a connection string; set POSTERN_HOME to a shorter one",
+		home_say("the paths under %s are too long for a connection string; set POSTERN_HOME to a shorter one",
 		    c.home.dir);
 		r = POSTERN_EXIT_ERROR;
 		goto out;
@@ -360,7 +347,7 @@ launch_psql(int argc, char **argv)
 	if (first < argc && strcmp(argv[first], "--") == 0)
 		first++;
 	if ((args = calloc((size_t)(argc - first) + 3, sizeof(*args))) == NULL) {
-		launch_say("out of memory");
+		home_say("out of memory");
 		r = POSTERN_EXIT_ERROR;
 		goto out;
 	}
@@ -374,10 +361,10 @@ launch_psql(int argc, char **argv)
 	fflush(stderr);
 	execvp(LAUNCH_PSQL, args);
 	if (errno == ENOENT)
-		launch_say("psql is not installed or not on your PATH; install the PostgreSQL client (e.g. apt install "
+		home_say("psql is not installed or not on your PATH; install the PostgreSQL client (e.g. apt install "
 		    "postgresql-client), or use postern env %s with another client", spec);
 	else
-		launch_say("cannot run psql: %s", strerror(errno));
+		home_say("cannot run psql: %s", strerror(errno));
 	r = POSTERN_EXIT_ERROR;
 out:
 	free(args);
@@ -416,13 +403,13 @@ launch_env(int argc, char **argv)
 		return argc < 2 ? POSTERN_EXIT_USAGE : POSTERN_EXIT_OK;
 	}
 	if (argc > 2 || argv[1][0] == '-') {
-		launch_say("env takes one TARGET and no options; see postern env --help");
+		home_say("env takes one TARGET and no options; see postern env --help");
 		return POSTERN_EXIT_USAGE;
 	}
 	if ((r = launch_target(argv[1], &c, &t)) != 0)
 		goto out;
 	if (strcmp(t.protocol, LAUNCH_PROTO_PG) != 0) {
-		launch_say("%s is a %s target; postern env prints PostgreSQL variables%s", t.name, t.protocol,
+		home_say("%s is a %s target; postern env prints PostgreSQL variables%s", t.name, t.protocol,
 		    strcmp(t.protocol, LAUNCH_PROTO_TCP) == 0 ? " (use postern connect for it)" : "");
 		r = POSTERN_EXIT_USAGE;
 		goto out;
@@ -437,7 +424,7 @@ launch_env(int argc, char **argv)
 		    c.url.text, creds_local_time(c.expires, when, sizeof(when)));
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 			if (launch_sh_quote(values[i], q, sizeof(q)) != 0) {
-				launch_say("the value of %s is too long to print", names[i]);
+				home_say("the value of %s is too long to print", names[i]);
 				r = POSTERN_EXIT_ERROR;
 				goto out;
 			}

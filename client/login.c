@@ -69,19 +69,6 @@ struct login_state {			/* this device's enrolment: relay.json, device.key, ca.cr
 	struct device_key key;
 };
 
-__attribute__((format(printf, 1, 2)))
-static void
-login_say(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("postern: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 static void
 login_state_free(struct login_state *st)
 {
@@ -282,30 +269,30 @@ login_enrol(const struct home *h, const struct login_opts *o, struct login_state
 
 	*totp_new = false;
 	if (!login_invite_split(o->invite, &invite_pin)) {
-		login_say("--invite takes CODE.PIN exactly as posternctl users invite printed it (the PIN is %d "
+		home_say("--invite takes CODE.PIN exactly as posternctl users invite printed it (the PIN is %d "
 		    "characters); ask your admin to send it again", LOGIN_PIN_LEN);
 		return POSTERN_EXIT_USAGE;
 	}
 	/* 1. The CA, over TLS we cannot check yet: nothing secret goes out on it. */
 	if ((r = login_call(&st->url, NULL, "GET", API_CA, NULL, &doc, &status, err, sizeof(err))) != 0) {
-		login_say("%s", err);
+		home_say("%s", err);
 		goto out;
 	}
 	ca = json_string_value(json_object_get(doc, "ca_x509"));
 	ssh_ca = json_string_value(json_object_get(doc, "ca_ssh"));
 	if (status != 200 || ca == NULL || ssh_ca == NULL || strchr(ssh_ca, '\n') != NULL) {
-		login_say("the relay at %s did not hand out its CA (HTTP %d); check that the URL is the relay's login "
+		home_say("the relay at %s did not hand out its CA (HTTP %d); check that the URL is the relay's login "
 		    "API", st->url.text, status);
 		r = POSTERN_EXIT_ERROR;
 		goto out;
 	}
 	if (login_ca_pin(ca, pin, sizeof(pin)) != 0 || strcasecmp(pin, invite_pin) != 0) {
-		login_say("the relay's CA does not match the invite's pin: someone may be intercepting; ask your admin");
+		home_say("the relay's CA does not match the invite's pin: someone may be intercepting; ask your admin");
 		r = POSTERN_EXIT_ERROR;
 		goto out;
 	}
 	if ((st->ca_pem = strdup(ca)) == NULL || (ssh_ca_line = strdup(ssh_ca)) == NULL) {
-		login_say("out of memory");
+		home_say("out of memory");
 		r = POSTERN_EXIT_ERROR;
 		goto out;
 	}
@@ -317,18 +304,18 @@ login_enrol(const struct home *h, const struct login_opts *o, struct login_state
 	if (device_key_new(&st->key) != 0 || device_key_public_b64(&st->key, pk, sizeof(pk)) != 0 ||
 	    device_key_format(&st->key, keytext, sizeof(keytext)) != 0 ||
 	    (req = json_pack("{s:s, s:s, s:s}", "invite", o->invite, "device_key", pk, "device_name", name)) == NULL) {
-		login_say("cannot make a device key (libsodium failed)");
+		home_say("cannot make a device key (libsodium failed)");
 		r = POSTERN_EXIT_ERROR;
 		goto out;
 	}
 	r = login_call(&st->url, st->ca_pem, "POST", API_ENROL, req, &doc, &status, err, sizeof(err));
 	login_json_wipe(req, "invite");
 	if (r != 0) {
-		login_say("%s", err);
+		home_say("%s", err);
 		goto out;
 	}
 	if (status != 200) {
-		login_say("enrolment refused: %s", login_api_error(doc, status, why, sizeof(why)));
+		home_say("enrolment refused: %s", login_api_error(doc, status, why, sizeof(why)));
 		r = POSTERN_EXIT_ERROR;
 		goto out;
 	}
@@ -336,7 +323,7 @@ login_enrol(const struct home *h, const struct login_opts *o, struct login_state
 	device = json_string_value(json_object_get(doc, "device_id"));
 	if (!login_name_ok(user, sizeof(st->user), LOGIN_NAME_CHARS) ||
 	    !login_name_ok(device, sizeof(st->device_id), LOGIN_NAME_CHARS)) {
-		login_say("the relay's enrolment reply lacks a valid user or device_id; ask your admin to look at its log");
+		home_say("the relay's enrolment reply lacks a valid user or device_id; ask your admin to look at its log");
 		r = POSTERN_EXIT_ERROR;
 		goto out;
 	}
@@ -349,7 +336,7 @@ login_enrol(const struct home *h, const struct login_opts *o, struct login_state
 	    home_write(h, HOME_CA, st->ca_pem, strlen(st->ca_pem), err, sizeof(err)) != 0 ||
 	    login_write_line(h, HOME_SSH_CA, ssh_ca_line, err, sizeof(err)) != 0 ||
 	    login_save_relay(h, st, err, sizeof(err)) != 0) {
-		login_say("%s (the invite is now used up: ask your admin for a new one)", err);
+		home_say("%s (the invite is now used up: ask your admin for a new one)", err);
 		r = POSTERN_EXIT_ERROR;
 		goto out;
 	}
@@ -402,12 +389,12 @@ login_load(const struct home *h, const char *url, struct login_state *st)
 	int r = POSTERN_EXIT_ERROR, rr;
 
 	if ((rr = home_read(h, HOME_RELAY, false, &text, &len, err, sizeof(err))) == HOME_MISSING) {
-		login_say("this device is not enrolled yet: run postern login URL --invite CODE.PIN with the invite "
+		home_say("this device is not enrolled yet: run postern login URL --invite CODE.PIN with the invite "
 		    "from your admin");
 		return POSTERN_EXIT_ERROR;
 	}
 	if (rr != 0) {
-		login_say("%s", err);
+		home_say("%s", err);
 		return POSTERN_EXIT_ERROR;
 	}
 	doc = json_loadb(text, len, 0, &jerr);
@@ -418,12 +405,12 @@ login_load(const struct home *h, const char *url, struct login_state *st)
 	device = json_string_value(json_object_get(doc, "device_id"));
 	if (saved_url == NULL || !login_name_ok(user, sizeof(st->user), LOGIN_NAME_CHARS) ||
 	    !login_name_ok(device, sizeof(st->device_id), LOGIN_NAME_CHARS)) {
-		login_say("%s is damaged; enrol again with an invite (postern login URL --invite CODE.PIN)",
+		home_say("%s is damaged; enrol again with an invite (postern login URL --invite CODE.PIN)",
 		    home_path(h, HOME_RELAY, path, sizeof(path)));
 		goto out;
 	}
 	if (https_url_parse(url ? url : saved_url, &st->url, err, sizeof(err)) != 0) {
-		login_say("%s", err);
+		home_say("%s", err);
 		r = url ? POSTERN_EXIT_USAGE : POSTERN_EXIT_ERROR;
 		goto out;
 	}
@@ -432,24 +419,24 @@ login_load(const struct home *h, const char *url, struct login_state *st)
 	st->mfa = json_is_true(json_object_get(doc, "mfa"));
 	if ((rr = home_read(h, HOME_DEVICE_KEY, true, &text, &len, err, sizeof(err))) != 0) {
 		if (rr == HOME_MISSING)
-			login_say("%s is missing, so this device cannot prove itself; enrol again with an invite "
+			home_say("%s is missing, so this device cannot prove itself; enrol again with an invite "
 			    "(postern login URL --invite CODE.PIN)", home_path(h, HOME_DEVICE_KEY, path, sizeof(path)));
 		else
-			login_say("%s", err);
+			home_say("%s", err);
 		goto out;
 	}
 	if (device_key_parse(text, &st->key, err, sizeof(err)) != 0) {
-		login_say("%s %s", home_path(h, HOME_DEVICE_KEY, path, sizeof(path)), err);
+		home_say("%s %s", home_path(h, HOME_DEVICE_KEY, path, sizeof(path)), err);
 		goto out;
 	}
 	home_free(text, len);
 	text = NULL;
 	if ((rr = home_read(h, HOME_CA, false, &st->ca_pem, &len, err, sizeof(err))) != 0) {
 		if (rr == HOME_MISSING)
-			login_say("%s is missing, so the relay cannot be checked; enrol again with an invite "
+			home_say("%s is missing, so the relay cannot be checked; enrol again with an invite "
 			    "(postern login URL --invite CODE.PIN)", home_path(h, HOME_CA, path, sizeof(path)));
 		else
-			login_say("%s", err);
+			home_say("%s", err);
 		goto out;
 	}
 	r = POSTERN_EXIT_OK;
@@ -655,11 +642,11 @@ login_save_session(const struct home *h, struct login_state *st, json_t *doc, EV
 	    expires <= 0 || !json_is_integer(json_object_get(doc, "serial")) ||
 	    strncmp(ssh, LOGIN_SSH_CERT_TYPE, strlen(LOGIN_SSH_CERT_TYPE)) != 0 || strchr(ssh, '\n') != NULL ||
 	    (ssh_ca != NULL && strchr(ssh_ca, '\n') != NULL)) {
-		login_say("the relay's login reply is incomplete; ask your admin to look at its log");
+		home_say("the relay's login reply is incomplete; ask your admin to look at its log");
 		goto out;
 	}
 	if (!login_cert_ok(x509, key, st->ca_pem)) {
-		login_say("the certificate the relay issued does not match this session's key or the relay's CA; "
+		home_say("the certificate the relay issued does not match this session's key or the relay's CA; "
 		    "ask your admin");
 		goto out;
 	}
@@ -667,7 +654,7 @@ login_save_session(const struct home *h, struct login_state *st, json_t *doc, EV
 	    ca_ssh_pubkey_line(pubpem, &sshpub, err, sizeof(err)) != 0 ||
 	    asprintf(&publine, "%s %s@%s", sshpub, st->user, LOGIN_SSH_COMMENT) < 0) {
 		publine = NULL;
-		login_say("cannot encode the session key (OpenSSL failed)");
+		home_say("cannot encode the session key (OpenSSL failed)");
 		goto out;
 	}
 	json_array_foreach(roles, i, role) {
@@ -680,7 +667,7 @@ login_save_session(const struct home *h, struct login_state *st, json_t *doc, EV
 	session = json_pack("{s:s, s:O, s:O, s:I, s:s}", "user", st->user, "roles", roles, "serial",
 	    json_object_get(doc, "serial"), "expires", expires, "relay", st->url.text);
 	if (session == NULL || (text = json_dumps(session, JSON_INDENT(2))) == NULL) {
-		login_say("out of memory");
+		home_say("out of memory");
 		goto out;
 	}
 	if (home_remove(h, HOME_SESSION, &existed, err, sizeof(err)) != 0 ||
@@ -692,7 +679,7 @@ login_save_session(const struct home *h, struct login_state *st, json_t *doc, EV
 	    (ssh_ca != NULL && login_write_line(h, HOME_SSH_CA, ssh_ca, err, sizeof(err)) != 0) ||
 	    login_save_relay(h, st, err, sizeof(err)) != 0 ||
 	    login_write_line(h, HOME_SESSION, text, err, sizeof(err)) != 0) {
-		login_say("%s", err);
+		home_say("%s", err);
 		goto out;
 	}
 	printf("logged in to %s as %s (roles: %s), credentials valid until %s\n", st->url.text, st->user,
@@ -727,20 +714,20 @@ login_run(const struct home *h, struct login_state *st, const char *totp)
 		/* Ask before the challenge: it lives for a minute, and typing takes time. */
 		if (st->mfa && totp == NULL) {
 			if (!interactive) {
-				login_say("your role requires a TOTP code: run postern login --totp CODE with the code from "
+				home_say("your role requires a TOTP code: run postern login --totp CODE with the code from "
 				    "your authenticator app (stdin is not a terminal, so postern cannot ask)");
 				r = POSTERN_EXIT_ERROR;
 				goto out;
 			}
 			if (login_prompt_code(code, sizeof(code)) != 0) {
-				login_say("no TOTP code given; run postern login again when you have your authenticator app");
+				home_say("no TOTP code given; run postern login again when you have your authenticator app");
 				r = POSTERN_EXIT_ERROR;
 				goto out;
 			}
 			totp = code;
 		}
 		if ((r = login_attempt(st, totp, &doc, &status, &key, &pubpem, err, sizeof(err))) != 0) {
-			login_say("%s", err);
+			home_say("%s", err);
 			goto out;
 		}
 		if (status == 200)
@@ -754,7 +741,7 @@ login_run(const struct home *h, struct login_state *st, const char *totp)
 				fprintf(stderr, "%s\n", login_api_error(doc, status, why, sizeof(why)));
 			totp = NULL;
 		} else {
-			login_say("login refused: %s", login_api_error(doc, status, why, sizeof(why)));
+			home_say("login refused: %s", login_api_error(doc, status, why, sizeof(why)));
 			r = POSTERN_EXIT_ERROR;
 			goto out;
 		}
@@ -810,7 +797,7 @@ login_opt_value(int argc, char **argv, int *i, const char *name, bool *bad)
 	if (argv[*i][n] != '\0')
 		return NULL;
 	if (*i + 1 >= argc) {
-		login_say("%s needs a value; see postern login --help", name);
+		home_say("%s needs a value; see postern login --help", name);
 		*bad = true;
 		return NULL;
 	}
@@ -837,21 +824,21 @@ login_parse(int argc, char **argv, struct login_opts *o)
 		else if (bad)
 			return POSTERN_EXIT_USAGE;
 		else if (argv[i][0] == '-') {
-			login_say("unknown option %s; see postern login --help", argv[i]);
+			home_say("unknown option %s; see postern login --help", argv[i]);
 			return POSTERN_EXIT_USAGE;
 		} else if (o->url == NULL) {
 			o->url = argv[i];
 		} else {
-			login_say("login takes one URL, got %s and %s; see postern login --help", o->url, argv[i]);
+			home_say("login takes one URL, got %s and %s; see postern login --help", o->url, argv[i]);
 			return POSTERN_EXIT_USAGE;
 		}
 	}
 	if (o->totp != NULL && !login_code_ok(o->totp)) {
-		login_say("--totp takes the %d-digit code your authenticator app shows", TOTP_DIGITS);
+		home_say("--totp takes the %d-digit code your authenticator app shows", TOTP_DIGITS);
 		return POSTERN_EXIT_USAGE;
 	}
 	if (o->device_name != NULL && !login_name_ok(o->device_name, LOGIN_DEVICE_NAME_MAX + 1, LOGIN_DEVICE_NAME_CHARS)) {
-		login_say("--device-name takes up to %d letters, digits, spaces and . _ -", LOGIN_DEVICE_NAME_MAX);
+		home_say("--device-name takes up to %d letters, digits, spaces and . _ -", LOGIN_DEVICE_NAME_MAX);
 		return POSTERN_EXIT_USAGE;
 	}
 	return 0;
@@ -876,7 +863,7 @@ login_main(int argc, char **argv)
 		return r;
 	}
 	if (home_open(&h, true, err, sizeof(err)) != 0 || home_lock(&h, &lock, err, sizeof(err)) != 0) {
-		login_say("%s", err);
+		home_say("%s", err);
 		return POSTERN_EXIT_ERROR;
 	}
 	if (o.invite != NULL) {
@@ -886,11 +873,11 @@ login_main(int argc, char **argv)
 		if (o.url == NULL)
 			login_saved_url(&h, saved, sizeof(saved));
 		if (o.url == NULL && saved[0] == '\0') {
-			login_say("enrolling needs the relay's URL: postern login https://HOST:PORT --invite CODE.PIN "
+			home_say("enrolling needs the relay's URL: postern login https://HOST:PORT --invite CODE.PIN "
 			    "(your admin's invite message has it)");
 			r = POSTERN_EXIT_USAGE;
 		} else if (https_url_parse(o.url ? o.url : saved, &st.url, err, sizeof(err)) != 0) {
-			login_say("%s", err);
+			home_say("%s", err);
 			r = POSTERN_EXIT_USAGE;
 		} else {
 			r = login_enrol(&h, &o, &st, &totp_new);
@@ -928,18 +915,18 @@ login_status(int argc, char **argv)
 			    "when.\nExit status: 0 logged in, 4 not logged in or credentials expired.\n");
 			return POSTERN_EXIT_OK;
 		}
-		login_say("status takes no arguments; see postern status --help");
+		home_say("status takes no arguments; see postern status --help");
 		return POSTERN_EXIT_USAGE;
 	}
 	if (home_open(&h, false, err, sizeof(err)) != 0) {
-		login_say("%s", err);
+		home_say("%s", err);
 		return POSTERN_EXIT_ERROR;
 	}
 	if ((rr = home_read(&h, HOME_SESSION, false, &text, &len, err, sizeof(err))) != 0) {
 		if (rr == HOME_MISSING)
-			login_say("not logged in (or credentials expired); run postern login");
+			home_say("not logged in (or credentials expired); run postern login");
 		else
-			login_say("%s", err);
+			home_say("%s", err);
 		return rr == HOME_MISSING ? POSTERN_EXIT_NOT_LOGGED_IN : POSTERN_EXIT_ERROR;
 	}
 	doc = json_loadb(text, len, 0, &jerr);
@@ -951,11 +938,11 @@ login_status(int argc, char **argv)
 		if (access(home_path(&h, *f, path, sizeof(path)), R_OK) != 0)
 			complete = false;
 	if (user == NULL || relay == NULL || expires <= 0 || !complete) {
-		login_say("not logged in (the credentials in %s are incomplete); run postern login", h.dir);
+		home_say("not logged in (the credentials in %s are incomplete); run postern login", h.dir);
 		goto out;
 	}
 	if ((time_t)expires <= now) {
-		login_say("not logged in (credentials expired at %s); run postern login",
+		home_say("not logged in (credentials expired at %s); run postern login",
 		    login_local_time((time_t)expires, when, sizeof(when)));
 		goto out;
 	}
@@ -1001,11 +988,11 @@ login_logout(int argc, char **argv)
 			    "enrolled:\npostern login logs in again without an invite.\n");
 			return POSTERN_EXIT_OK;
 		}
-		login_say("logout takes no arguments; see postern logout --help");
+		home_say("logout takes no arguments; see postern logout --help");
 		return POSTERN_EXIT_USAGE;
 	}
 	if (home_open(&h, false, err, sizeof(err)) != 0) {
-		login_say("%s", err);
+		home_say("%s", err);
 		return POSTERN_EXIT_ERROR;
 	}
 	if (access(h.dir, F_OK) != 0) {
@@ -1013,13 +1000,13 @@ login_logout(int argc, char **argv)
 		return POSTERN_EXIT_OK;
 	}
 	if (home_lock(&h, &lock, err, sizeof(err)) != 0) {
-		login_say("%s", err);
+		home_say("%s", err);
 		return POSTERN_EXIT_ERROR;
 	}
 	/* session.json first: from that moment nothing claims a session. */
 	for (size_t i = 0; i < sizeof(session_files) / sizeof(session_files[0]); i++) {
 		if (home_remove(&h, session_files[i], &existed, err, sizeof(err)) != 0) {
-			login_say("%s", err);
+			home_say("%s", err);
 			r = POSTERN_EXIT_ERROR;
 		}
 		any = any || existed;
