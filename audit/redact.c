@@ -27,6 +27,8 @@ struct redact_lexer {
 	enum redact_token tok;
 	size_t start, end;
 	char punct;
+	bool in_exec;			/* MySQL: inside an executable comment, whose text runs */
+	bool newline_before;		/* a newline in the space before the token just read */
 };
 
 static bool
@@ -88,19 +90,51 @@ redact_dollar_tag(const struct redact_lexer *lx)
 	return i < lx->len && lx->s[i] == '$' ? i - lx->pos + 1 : 0;
 }
 
+/* MySQL runs the text of an executable comment (slash-star-bang, maybe with a version, or MariaDB slash-star-M-bang). */
+static size_t
+redact_exec_comment_open(const struct redact_lexer *lx)
+{
+	const char *s = lx->s;
+	size_t p = lx->pos + 2;
+
+	if (lx->dialect != AUDIT_DIALECT_MYSQL || lx->in_exec)
+		return 0;
+	if (p < lx->len && s[p] == 'M')
+		p++;
+	if (p >= lx->len || s[p] != '!')
+		return 0;
+	p++;
+	while (p < lx->len && s[p] >= '0' && s[p] <= '9')
+		p++;
+	return p - lx->pos;
+}
+
 static void
 redact_skip_comments_and_space(struct redact_lexer *lx)
 {
+	lx->newline_before = false;
 	while (lx->pos < lx->len) {
 		const char *s = lx->s;
-		size_t p = lx->pos;
+		size_t p = lx->pos, open;
+		bool mysql = lx->dialect == AUDIT_DIALECT_MYSQL;
 
 		if (s[p] == ' ' || s[p] == '\t' || s[p] == '\n' || s[p] == '\r' || s[p] == '\f' || s[p] == '\v') {
+			lx->newline_before = lx->newline_before || s[p] == '\n';
 			lx->pos++;
-		} else if ((s[p] == '-' && p + 1 < lx->len && s[p + 1] == '-') ||
-		    (s[p] == '#' && lx->dialect == AUDIT_DIALECT_MYSQL)) {
-			while (lx->pos < lx->len && s[lx->pos] != '\n')
+		} else if (s[p] == '-' && p + 1 < lx->len && s[p + 1] == '-' &&
+		    (!mysql || p + 2 >= lx->len || (unsigned char)s[p + 2] <= ' ')) {
+			/* MySQL: "--" starts a comment only before a space or control character. */
+			while (lx->pos < lx->len && s[lx->pos] != '\n' && !(mysql && s[lx->pos] == '\0'))
 				lx->pos++;
+		} else if (s[p] == '#' && mysql) {
+			while (lx->pos < lx->len && s[lx->pos] != '\n' && s[lx->pos] != '\0')
+				lx->pos++;
+		} else if (s[p] == '*' && lx->in_exec && p + 1 < lx->len && s[p + 1] == '/') {
+			lx->in_exec = false;	/* the end of an executable comment */
+			lx->pos += 2;
+		} else if (s[p] == '/' && p + 1 < lx->len && s[p + 1] == '*' && (open = redact_exec_comment_open(lx)) > 0) {
+			lx->in_exec = true;
+			lx->pos += open;
 		} else if (s[p] == '/' && p + 1 < lx->len && s[p + 1] == '*') {
 			int depth = 1;
 
@@ -216,8 +250,15 @@ redact_conninfo(const struct redact_lexer *lx, struct audit_span *spans, size_t 
 		while (j < lx->end && s[j] == ' ')
 			j++;
 		v = j;
-		while (j < lx->end && s[j] != ' ' && s[j] != ';' && s[j] != '\'' && s[j] != '"')
-			j++;
+		if (j + 1 < lx->end && s[j] == '\'' && s[j + 1] == '\'') {
+			/* A quoted value inside the SQL literal: ''like this'' up to the closing pair. */
+			for (j += 2; j + 1 < lx->end && !(s[j] == '\'' && s[j + 1] == '\''); j++)
+				;
+			j = j + 1 < lx->end ? j + 2 : lx->end;
+		} else {
+			while (j < lx->end && s[j] != ' ' && s[j] != ';' && s[j] != '\'' && s[j] != '"')
+				j++;
+		}
 		if (j > v && !redact_add(spans, max, n, v, j - v, REDACT_VALUE, lx->len))
 			return false;
 		i = j;
@@ -244,6 +285,7 @@ enum redact_state {
 	REDACT_AFTER_PASSWORD,		/* the next literal is the password */
 	REDACT_PASSWORD_FOR,		/* SET PASSWORD FOR user = …: wait for '=' */
 	REDACT_IDENTIFIED,		/* every literal until ',' or ';' */
+	REDACT_CONTINUED,		/* after the password literal: PostgreSQL may continue it on the next line */
 };
 
 size_t
@@ -262,15 +304,25 @@ audit_redact_spans(const char *text, size_t len, enum audit_dialect dialect, str
 				if (!redact_add(spans, max, &n, lx.start, lx.end - lx.start, REDACT_LITERAL, len))
 					return n;
 				if (st == REDACT_AFTER_PASSWORD)
-					st = REDACT_NONE;
+					st = REDACT_CONTINUED;
 				continue;
 			}
+			if (st == REDACT_CONTINUED && lx.newline_before && dialect == AUDIT_DIALECT_POSTGRES) {
+				/* 'abc'<newline>'def' is one constant in PostgreSQL: its parts are the password too. */
+				if (!redact_add(spans, max, &n, lx.start, lx.end - lx.start, REDACT_LITERAL, len))
+					return n;
+				continue;
+			}
+			if (st == REDACT_CONTINUED)
+				st = REDACT_NONE;
 			if (st == REDACT_PASSWORD_FOR)
 				continue;	/* the user name */
 			if (!redact_conninfo(&lx, spans, max, &n))
 				return n;
 			continue;
 		}
+		if (st == REDACT_CONTINUED)
+			st = REDACT_NONE;
 		if (lx.tok == TOK_PUNCT) {
 			if (lx.punct == ';') {
 				st = REDACT_NONE;
@@ -304,6 +356,20 @@ audit_redact_spans(const char *text, size_t len, enum audit_dialect dialect, str
 	return n;
 }
 
+/* Append LEN bytes of SRC at OUT[*O] (capacity SIZE, one byte kept for the NUL); false when cut. */
+static bool
+redact_append(char *out, size_t size, size_t *o, const char *src, size_t len)
+{
+	size_t room = size - 1 - *o;
+	bool whole = len <= room;
+
+	if (!whole)
+		len = room;
+	memcpy(out + *o, src, len);
+	*o += len;
+	return whole;
+}
+
 size_t
 audit_redact_string(const char *text, size_t len, enum audit_dialect dialect, char *out, size_t size)
 {
@@ -312,18 +378,18 @@ audit_redact_string(const char *text, size_t len, enum audit_dialect dialect, ch
 
 	if (size == 0)
 		return 0;
+	/* memcpy, not printf: a MySQL statement may hold NUL bytes, and all of it is recorded. */
 	for (size_t i = 0; i <= n; i++) {
 		size_t upto = i < n ? spans[i].off : len;
 
-		o += (size_t)snprintf(out + o, size - o, "%.*s", (int)(upto - pos), text + pos);
-		if (o >= size)
-			return size - 1;
+		if (!redact_append(out, size, &o, text + pos, upto - pos))
+			break;
 		if (i < n) {
-			o += (size_t)snprintf(out + o, size - o, "%s", spans[i].with);
-			if (o >= size)
-				return size - 1;
+			if (!redact_append(out, size, &o, spans[i].with, strlen(spans[i].with)))
+				break;
 			pos = spans[i].off + spans[i].len;
 		}
 	}
+	out[o] = '\0';
 	return o;
 }

@@ -130,6 +130,46 @@ test_many_passwords_beyond_the_span_limit_redact_the_rest(void)
 	CHECK(strncmp(out, "ALTER ROLE r0 PASSWORD '***';", 29) == 0);
 }
 
+static void
+test_mysql_executable_comments_are_code(void)
+{
+	CHECK_STR(my("/*! ALTER USER u IDENTIFIED BY 'hunter2' */"), "/*! ALTER USER u IDENTIFIED BY '***' */");
+	CHECK_STR(my("/*!50700 SET PASSWORD = 'hunter2' */"), "/*!50700 SET PASSWORD = '***' */");
+	CHECK_STR(my("/*M! ALTER USER u IDENTIFIED BY 'hunter2' */"), "/*M! ALTER USER u IDENTIFIED BY '***' */");
+}
+
+static void
+test_mysql_double_dash_needs_a_space_to_be_a_comment(void)
+{
+	CHECK_STR(my("SELECT 1--1; ALTER USER u IDENTIFIED BY 'hunter2'"), "SELECT 1--1; ALTER USER u IDENTIFIED BY '***'");
+	CHECK_STR(my("SELECT 1 -- ALTER USER u IDENTIFIED BY 'x'"), "SELECT 1 -- ALTER USER u IDENTIFIED BY 'x'");
+}
+
+static void
+test_mysql_hash_comment_ends_at_nul(void)
+{
+	static const char sql[] = "#\0\nALTER USER u IDENTIFIED BY 'hunter2'";
+	char out[128];
+	size_t n = audit_redact_string(sql, sizeof(sql) - 1, AUDIT_DIALECT_MYSQL, out, sizeof(out));
+
+	CHECK(n == sizeof(sql) - 1 - strlen("hunter2") + 3);
+	CHECK(memmem(out, n, "hunter2", 7) == NULL);
+}
+
+static void
+test_quoted_connection_string_passwords_are_redacted(void)
+{
+	CHECK_STR(pg("select dblink_connect('host=db password=''hunter 2'' user=x')"),
+	    "select dblink_connect('host=db password=*** user=x')");
+}
+
+static void
+test_postgres_literal_continued_on_the_next_line_is_redacted_whole(void)
+{
+	CHECK_STR(pg("ALTER ROLE x PASSWORD 'abc'\n'def'"), "ALTER ROLE x PASSWORD '***'\n'***'");
+	CHECK_STR(pg("ALTER ROLE x PASSWORD 'abc' VALID UNTIL 'infinity'"), "ALTER ROLE x PASSWORD '***' VALID UNTIL 'infinity'");
+}
+
 int
 main(void)
 {
@@ -146,5 +186,10 @@ main(void)
 	TEST(test_connection_string_passwords_are_redacted);
 	TEST(test_unterminated_literal_is_redacted_to_the_end);
 	TEST(test_many_passwords_beyond_the_span_limit_redact_the_rest);
+	TEST(test_mysql_executable_comments_are_code);
+	TEST(test_mysql_double_dash_needs_a_space_to_be_a_comment);
+	TEST(test_mysql_hash_comment_ends_at_nul);
+	TEST(test_quoted_connection_string_passwords_are_redacted);
+	TEST(test_postgres_literal_continued_on_the_next_line_is_redacted_whole);
 	return CHECK_DONE();
 }
