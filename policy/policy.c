@@ -287,7 +287,25 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 			where = (where != 0 && st->has_where) ? 1 : 0;
 		analyze = analyze || st->explain_analyze;
 	}
-	lua_createtable(L, 0, 16);
+	/* One q table (and one kinds table) per Lua state, refilled on every call: no table is
+	 * allocated per statement. The fields a call may have added are cleared first. */
+	if (lua_getfield(L, LUA_REGISTRYINDEX, "postern.q") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_createtable(L, 0, 16);
+		lua_createtable(L, 0, SQL_KIND_COUNT);
+		lua_setfield(L, -2, "kinds");
+		luaL_newmetatable(L, "postern.query");
+		lua_pushinteger(L, 0);
+		lua_pushcclosure(L, policy_query_index, 1);
+		lua_setfield(L, -2, "__index");
+		lua_setmetatable(L, -2);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, LUA_REGISTRYINDEX, "postern.q");
+	}
+	lua_pushnil(L);
+	lua_setfield(L, -2, "statements");
+	lua_pushnil(L);
+	lua_setfield(L, -2, "tables");
 	lua_pushlstring(L, q->text, q->len);
 	lua_setfield(L, -2, "text");
 	lua_pushboolean(L, q->truncated);
@@ -296,8 +314,12 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 	lua_setfield(L, -2, "prepared");
 	lua_pushstring(L, sql_kind_name(r->kind));
 	lua_setfield(L, -2, "kind");
-	policy_push_kinds(L, r->kinds);
-	lua_setfield(L, -2, "kinds");
+	lua_getfield(L, -1, "kinds");
+	for (int k = SQL_KIND_SELECT; k < SQL_KIND_COUNT; k++) {
+		lua_pushboolean(L, (r->kinds & SQL_KIND_BIT(k)) != 0);
+		lua_setfield(L, -2, sql_kind_name((enum sql_kind)k));
+	}
+	lua_pop(L, 1);
 	lua_pushinteger(L, (lua_Integer)r->nstatements);
 	lua_setfield(L, -2, "count");
 	lua_pushboolean(L, r->unterminated);
@@ -308,23 +330,19 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 	lua_setfield(L, -2, "opaque");
 	lua_pushboolean(L, r->truncated);
 	lua_setfield(L, -2, "statements_truncated");
-	if (where >= 0) {
+	if (where >= 0)
 		lua_pushboolean(L, where);
-		lua_setfield(L, -2, "where");
-	}
+	else
+		lua_pushnil(L);
+	lua_setfield(L, -2, "where");
 	lua_pushboolean(L, analyze);
 	lua_setfield(L, -2, "explain_analyze");
 	/* statements and tables on demand (valid during this call only). */
-	if (luaL_newmetatable(L, "postern.query")) {
-		lua_pushinteger(L, 0);
-		lua_pushcclosure(L, policy_query_index, 1);
-		lua_setfield(L, -2, "__index");
-	}
+	lua_getmetatable(L, -1);
 	lua_getfield(L, -1, "__index");
 	lua_pushinteger(L, query_serial);
 	lua_setupvalue(L, -2, 1);
-	lua_pop(L, 1);
-	lua_setmetatable(L, -2);
+	lua_pop(L, 2);
 	return 0;
 }
 

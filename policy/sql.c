@@ -48,6 +48,7 @@
 #include "policy/sql.h"
 
 #include <stdint.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -444,24 +445,54 @@ sql_keyword_cmp(const uint8_t *w, size_t len, const char *name)
 	return name[len] == '\0' ? 0 : -1;
 }
 
+/*
+ * Keyword lookup: an open-addressing table keyed by a case-insensitive hash, built once. Every
+ * word of every statement goes through here, so it is a hash and usually one comparison, not a
+ * binary search of case-folded string compares.
+ */
+#define SQL_KW_TABLE_SIZE	1024	/* a power of two, well over twice the keywords */
+
+static uint16_t sql_kw_table[SQL_KW_TABLE_SIZE];	/* keyword index, 0 = empty */
+static pthread_once_t sql_kw_once = PTHREAD_ONCE_INIT;
+
+static uint32_t
+sql_keyword_hash(const uint8_t *w, size_t len)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a over the lower-cased bytes */
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint32_t)(w[i] | 0x20)) * 16777619u;
+	return h;
+}
+
+static void
+sql_keyword_table_build(void)
+{
+	for (size_t k = 1; k < SQL_KW_COUNT; k++) {
+		const char *name = sql_keywords[k].name;
+		uint32_t i = sql_keyword_hash((const uint8_t *)name, strlen(name)) & (SQL_KW_TABLE_SIZE - 1);
+
+		while (sql_kw_table[i] != 0)
+			i = (i + 1) & (SQL_KW_TABLE_SIZE - 1);
+		sql_kw_table[i] = (uint16_t)k;
+	}
+}
+
 /* The keyword W is, case-insensitively; SQL_KW_NONE. */
 static int
 sql_keyword_find(const uint8_t *w, size_t len)
 {
-	size_t lo = 1, hi = SQL_KW_COUNT;
+	uint32_t i;
 
 	if (len == 0 || len > SQL_KEYWORD_LEN_MAX)
 		return SQL_KW_NONE;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = sql_keyword_cmp(w, len, sql_keywords[mid].name);
+	pthread_once(&sql_kw_once, sql_keyword_table_build);
+	for (i = sql_keyword_hash(w, len) & (SQL_KW_TABLE_SIZE - 1); sql_kw_table[i] != 0;
+	    i = (i + 1) & (SQL_KW_TABLE_SIZE - 1)) {
+		const char *name = sql_keywords[sql_kw_table[i]].name;
 
-		if (c == 0)
-			return (int)mid;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
+		if (sql_keyword_cmp(w, len, name) == 0)
+			return sql_kw_table[i];
 	}
 	return SQL_KW_NONE;
 }
