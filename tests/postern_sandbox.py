@@ -121,6 +121,11 @@ Edit the demo policy, then put it in force:
   $EDITOR $POSTERN_POLICY_FILE && posternctl reload
   (e.g. in on_query: if q.text:lower():find("drop") then return deny("no DROP here") end)
 
+Every session is recorded, encrypted for the sandbox auditor:
+  posternctl audit ls --dir $POSTERN_AUDIT_DIR
+  posternctl audit show --dir $POSTERN_AUDIT_DIR --key $POSTERN_AUDIT_KEY SESSION_ID
+  posternctl audit verify --dir $POSTERN_AUDIT_DIR --all
+
 Admin:
   posternctl users ls
   posternctl users lock demo --reason test     # ends demo's live sessions at once
