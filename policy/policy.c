@@ -276,7 +276,9 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 	if (classified == NULL && (classified = malloc(sizeof(*classified))) == NULL)
 		return -1;
 	r = classified;
-	if (sql_classify(q->text, q->len, q->mysql ? SQL_DIALECT_MYSQL : SQL_DIALECT_POSTGRES, q->sql_modes, r) != 0)
+	/* The classifier reads the whole statement, so nothing hides past the part q.text shows. */
+	if (sql_classify(q->text, q->full_len > q->len ? q->full_len : q->len, q->mysql ? SQL_DIALECT_MYSQL :
+	    SQL_DIALECT_POSTGRES, q->sql_modes, r) != 0)
 		return -1;
 	query_serial++;
 	nst = r->nstatements < SQL_STATEMENTS_MAX ? r->nstatements : SQL_STATEMENTS_MAX;
@@ -346,17 +348,68 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 	return 0;
 }
 
+struct policy_args {
+	const struct policy_session *s;
+	const char *hook;
+	const struct policy_query *q;
+	const struct policy_command *c;
+	bool missing;		/* the policy has no such hook */
+};
+
+/*
+ * Inside the protected call: build s and q (or c), and run the hook. Everything that may
+ * allocate happens here, so running out of the state's memory is an error the call catches,
+ * never a panic that would take the process down.
+ */
+static int
+policy_protected(lua_State *L)
+{
+	struct policy_args *a = lua_touserdata(L, 1);
+	int nargs = 1;
+
+	lua_settop(L, 0);
+	/* This frame's slot 1 is the hook and slot 2 the per-session tables, the layout
+	 * policy_push_session expects (it is the state's own layout outside calls). */
+	if (lua_getfield(L, lua_upvalueindex(1), a->hook) != LUA_TFUNCTION) {
+		a->missing = true;
+		return 0;
+	}
+	lua_pushvalue(L, lua_upvalueindex(2));
+	policy_push_session(L, a->s);
+	lua_remove(L, 2);
+	if (a->q != NULL) {
+		if (policy_push_query(L, a->q) != 0)
+			return luaL_error(L, "the statement could not be classified");
+		nargs++;
+	} else if (a->c != NULL) {
+		lua_createtable(L, 0, 4);
+		lua_pushstring(L, a->c->line);
+		lua_setfield(L, -2, "line");
+		lua_pushstring(L, a->c->subsystem);
+		lua_setfield(L, -2, "subsystem");
+		lua_pushstring(L, a->c->forward_host);
+		lua_setfield(L, -2, "forward_host");
+		if (a->c->forward_host != NULL) {
+			lua_pushinteger(L, a->c->forward_port);
+			lua_setfield(L, -2, "forward_port");
+		}
+		nargs++;
+	}
+	lua_call(L, nargs, 1);
+	return 1;
+}
+
 /* Run HOOK with the session table and, when Q or C, the query or command table. */
 static enum policy_verdict
 policy_call(const struct policy_session *s, const char *hook, const struct policy_query *q,
     const struct policy_command *c, char *reason, size_t rlen)
 {
+	struct policy_args args = { .s = s, .hook = hook, .q = q, .c = c };
 	struct policy_state *ps;
 	enum policy_verdict v = POLICY_DENY;
 	lua_State *L;
 	const char *verdict;
 	char qmsg[512];
-	int nargs = 1;
 
 	if (s->policy_file == NULL || s->policy_source == NULL)
 		return POLICY_ALLOW;
@@ -365,42 +418,30 @@ policy_call(const struct policy_session *s, const char *hook, const struct polic
 		return POLICY_DENY;
 	}
 	L = ps->sb.L;
-	if (lua_getfield(L, 1, hook) != LUA_TFUNCTION) {
-		lua_settop(L, 2);
-		return POLICY_ALLOW;	/* a missing hook allows, for that hook only */
-	}
-	policy_push_session(L, s);
-	if (q != NULL) {
-		if (policy_push_query(L, q) != 0) {
-			lua_settop(L, 2);
-			snprintf(reason, rlen, "the statement could not be classified; denied");
-			return POLICY_DENY;
-		}
-		nargs++;
-	} else if (c != NULL) {
-		lua_createtable(L, 0, 4);
-		lua_pushstring(L, c->line);
-		lua_setfield(L, -2, "line");
-		lua_pushstring(L, c->subsystem);
-		lua_setfield(L, -2, "subsystem");
-		lua_pushstring(L, c->forward_host);
-		lua_setfield(L, -2, "forward_host");
-		if (c->forward_host != NULL) {
-			lua_pushinteger(L, c->forward_port);
-			lua_setfield(L, -2, "forward_port");
-		}
-		nargs++;
-	}
 	ps->sb.steps = 0;
 	ps->sb.chunk = ps->path;
-	if (sandbox_pcall(&ps->sb, nargs, 1) != 0) {
-		log_error("policy error; statement denied", "file=%s hook=%s sid=%s error=%s", ps->path, hook, s->id,
+	/* lua_pushcclosure with upvalues allocates too; the closure is made once per state. */
+	if (lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)policy_protected) != LUA_TFUNCTION) {
+		lua_pop(L, 1);
+		lua_pushvalue(L, 1);
+		lua_pushvalue(L, 2);
+		lua_pushcclosure(L, policy_protected, 2);
+		lua_pushvalue(L, -1);
+		lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)policy_protected);
+	}
+	lua_pushlightuserdata(L, &args);
+	if (sandbox_pcall(&ps->sb, 1, 1) != 0) {
+		log_error("policy error; denied", "file=%s hook=%s sid=%s error=%s", ps->path, hook, s->id,
 		    log_quote(qmsg, sizeof(qmsg), lua_tostring(L, -1)));
 		snprintf(reason, rlen, "the policy failed (%s); denied", hook);
 		goto out;
 	}
+	if (args.missing) {
+		v = POLICY_ALLOW;	/* a missing hook allows, for that hook only */
+		goto out;
+	}
 	if (!lua_istable(L, -1) || lua_getfield(L, -1, "verdict") != LUA_TSTRING) {
-		log_error("policy returned no verdict; statement denied", "file=%s hook=%s sid=%s", ps->path, hook, s->id);
+		log_error("policy returned no verdict; denied", "file=%s hook=%s sid=%s", ps->path, hook, s->id);
 		snprintf(reason, rlen, "the policy gave no verdict (%s must return allow(), deny() or terminate())", hook);
 		goto out;
 	}

@@ -48,7 +48,8 @@ struct policy_command {
 
 struct policy_query {
 	const char *text;		/* the statement text as sent (not NUL-terminated) */
-	size_t len;			/* bytes of TEXT given to policy (bounded by max_statement) */
+	size_t len;			/* bytes of TEXT given to Lua as q.text (bounded by max_statement) */
+	size_t full_len;		/* bytes of the whole statement at TEXT: what the classifier reads */
 	bool truncated;			/* the statement was longer than LEN */
 	bool prepared;			/* from a Parse (extended protocol), not a simple Query */
 	bool mysql;			/* MySQL dialect (else PostgreSQL) */

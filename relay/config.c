@@ -258,6 +258,10 @@ config_target_parse(struct config_eval *ev, lua_State *L, struct config_target *
 	if (t->protocol == CONFIG_PROTOCOL_POSTGRES || t->protocol == CONFIG_PROTOCOL_MYSQL) {
 		if (t->user == NULL)
 			config_error(ev, t->line, "%suser is missing; expected the login posternd uses on the target", what);
+		/* An unauthenticated target could ask for the injected password in clear: fail closed. */
+		if (t->protocol == CONFIG_PROTOCOL_POSTGRES && t->ca_file == NULL && t->sslmode == NULL)
+			config_error(ev, t->line, "%sca_file is missing; set the CA that signs the target's certificate "
+			    "(or sslmode = \"require\" to accept any certificate, which exposes the password to a man in the middle)", what);
 		if (t->sslmode != NULL && strcmp(t->sslmode, "disable") != 0 && strcmp(t->sslmode, "require") != 0 &&
 		    strcmp(t->sslmode, "verify-ca") != 0 && strcmp(t->sslmode, "verify-full") != 0)
 			config_error(ev, t->line, "%ssslmode \"%s\" is not one of disable, require, verify-ca, verify-full",
@@ -314,7 +318,7 @@ static const char *const config_settings[] = {
 	"node", "workers", "state_dir", "admin_socket", "log_file", "log_level", "shutdown_grace",
 	"connect_timeout", "handshake_timeout", "buffer_limit", "roles_dir", "max_ttl", "clock_skew",
 	"invite_ttl", "api_listen", "api_url", "tls_names", "tls_cert_file", "tls_key_file", "listen",
-	"max_message", "max_statement", "idle_in_transaction_timeout", "policy_instructions", "policy_memory",
+	"max_message", "max_statement", "idle_in_transaction_timeout", "policy_instructions", "policy_memory", "allow_truncated_statements",
 	"audit_dir", "auditor_keys", "audit_flush_interval", "audit_chunk_size", "audit_retention_days",
 	"audit_retention_bytes", "audit_min_free", "audit_queue_limit", "audit_on_failure", NULL };
 
@@ -496,6 +500,12 @@ config_setting(struct config_eval *ev, lua_State *L, const char *key, int line, 
 			cfg->max_statement = (size_t)n;
 		return;
 	}
+	if (strcmp(key, "allow_truncated_statements") == 0) {
+		if (!lua_isboolean(L, -1))
+			config_error(ev, line, "allow_truncated_statements must be true or false");
+		cfg->allow_truncated_statements = lua_toboolean(L, -1);
+		return;
+	}
 	if (strcmp(key, "policy_instructions") == 0) {
 		if (config_integer(ev, L, line, key, 10000, 1000L * 1000 * 1000, &n))
 			cfg->policy_instructions = n;
@@ -670,6 +680,7 @@ config_defaults(struct config *cfg)
 	cfg->audit_queue_limit = 256u << 20;
 	cfg->audit_refuse = true;
 	cfg->policy_instructions = 1000L * 1000;
+	cfg->allow_truncated_statements = true;
 	cfg->policy_memory = 32u << 20;
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "posternd");

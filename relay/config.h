@@ -79,6 +79,7 @@ struct config {
 	size_t max_message;		/* largest message a front buffers whole (SQL text) */
 	size_t max_statement;		/* bytes of a statement given to policy (longer: truncated) */
 	double idle_in_transaction_timeout;	/* seconds; 0 = none */
+	bool allow_truncated_statements;	/* give policy a statement whose q.text is cut, rather than deny it */
 	long policy_instructions;	/* Lua instructions one policy call may run */
 	size_t policy_memory;		/* bytes one policy's Lua state may hold */
 	/* Session recordings (docs/audit.md). Off when no auditor key is configured. */

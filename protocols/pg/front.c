@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -177,39 +178,125 @@ pg_pick_target(struct pg_session *p, struct slice dbname)
 	return true;
 }
 
-/* Startup parameters other than user and database travel to the target through libpq. */
+/*
+ * Settings a client may give at startup: the ones drivers send to shape their session. Any
+ * other would set a server setting no policy sees (role, session_replication_role, …): the
+ * client must SET it, as a statement the policy checks.
+ */
+static const char *const pg_startup_ok[] = {
+	"application_name", "client_encoding", "datestyle", "timezone", "intervalstyle",
+	"extra_float_digits", "search_path", "statement_timeout", "lock_timeout",
+	"idle_in_transaction_session_timeout", "bytea_output", "standard_conforming_strings", NULL,
+};
+
+static bool
+pg_startup_name_ok(const char *name, size_t len)
+{
+	for (int i = 0; pg_startup_ok[i] != NULL; i++)
+		if (strlen(pg_startup_ok[i]) == len && strncasecmp(pg_startup_ok[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+/* Append "-c NAME=VALUE" to F with spaces and backslashes escaped as the server's options parser wants. */
 static void
+pg_put_option(FILE *f, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	fprintf(f, "%s-c %.*s=", ftell(f) ? " " : "", (int)nlen, name);
+	for (size_t j = 0; j < vlen; j++) {
+		if (value[j] == ' ' || value[j] == '\\')
+			fputc('\\', f);
+		fputc(value[j], f);
+	}
+}
+
+/*
+ * The client's "options" ("-c name=value", "-cname=value" or "--name=value", space separated,
+ * backslash escapes): every setting must be on the allow-list. NAME gets the first that is not.
+ */
+static bool
+pg_options_ok(const char *opt, size_t len, FILE *f, char *bad, size_t badlen)
+{
+	char word[512];
+	size_t i = 0;
+	bool want_c = false;
+
+	while (i < len) {
+		size_t w = 0;
+		const char *kv, *eq;
+
+		while (i < len && opt[i] == ' ')
+			i++;
+		if (i >= len)
+			break;
+		while (i < len && opt[i] != ' ' && w + 1 < sizeof(word)) {
+			if (opt[i] == '\\' && i + 1 < len)
+				i++;
+			word[w++] = opt[i++];
+		}
+		word[w] = '\0';
+		if (want_c) {
+			kv = word;
+			want_c = false;
+		} else if (strcmp(word, "-c") == 0) {
+			want_c = true;
+			continue;
+		} else if (strncmp(word, "-c", 2) == 0) {
+			kv = word + 2;
+		} else if (strncmp(word, "--", 2) == 0) {
+			kv = word + 2;
+		} else {
+			snprintf(bad, badlen, "%.64s", word);
+			return false;
+		}
+		if ((eq = strchr(kv, '=')) == NULL || !pg_startup_name_ok(kv, (size_t)(eq - kv))) {
+			snprintf(bad, badlen, "%.*s", (int)(eq ? eq - kv : (long)strlen(kv)), kv);
+			return false;
+		}
+		pg_put_option(f, kv, (size_t)(eq - kv), eq + 1, strlen(eq + 1));
+	}
+	if (want_c) {
+		snprintf(bad, badlen, "-c");
+		return false;
+	}
+	return true;
+}
+
+/* Startup parameters other than user and database travel to the target through libpq. */
+static bool
 pg_keep_params(struct pg_session *p, const struct pg_startup *st)
 {
-	FILE *f;
+	char bad[128] = "";
 	size_t len = 0;
+	bool ok = true;
+	FILE *f;
 
 	if ((f = open_memstream(&p->options, &len)) == NULL)
-		return;
-	for (size_t i = 0; i < st->nparams; i++) {
+		return false;
+	for (size_t i = 0; i < st->nparams && ok; i++) {
 		const struct pg_param *pp = &st->params[i];
-		int nl = (int)pp->name.len, vl = (int)pp->value.len;
+		const char *name = (const char *)pp->name.ptr, *value = (const char *)pp->value.ptr;
+		size_t nl = pp->name.len, vl = pp->value.len;
 
-		if ((nl == 4 && memcmp(pp->name.ptr, "user", 4) == 0) || (nl == 8 && memcmp(pp->name.ptr, "database", 8) == 0) ||
-		    (nl == 11 && memcmp(pp->name.ptr, "replication", 11) == 0) || (nl > 5 && memcmp(pp->name.ptr, "_pq_.", 5) == 0))
+		if ((nl == 4 && memcmp(name, "user", 4) == 0) || (nl == 8 && memcmp(name, "database", 8) == 0) ||
+		    (nl > 5 && memcmp(name, "_pq_.", 5) == 0))
 			continue;
-		if (nl == 16 && memcmp(pp->name.ptr, "application_name", 16) == 0) {
-			snprintf(p->application_name, sizeof(p->application_name), "%.*s", vl, (const char *)pp->value.ptr);
-		} else if (nl == 7 && memcmp(pp->name.ptr, "options", 7) == 0) {
-			fprintf(f, "%s%.*s", ftell(f) ? " " : "", vl, (const char *)pp->value.ptr);
+		if (nl == 16 && memcmp(name, "application_name", 16) == 0) {
+			snprintf(p->application_name, sizeof(p->application_name), "%.*s", (int)vl, value);
+		} else if (nl == 7 && memcmp(name, "options", 7) == 0) {
+			ok = pg_options_ok(value, vl, f, bad, sizeof(bad));
+		} else if (pg_startup_name_ok(name, nl)) {
+			pg_put_option(f, name, nl, value, vl);
 		} else {
-			/* -c name=value, with spaces and backslashes escaped as the server's options parser wants. */
-			fprintf(f, "%s-c %.*s=", ftell(f) ? " " : "", nl, (const char *)pp->name.ptr);
-			for (int j = 0; j < vl; j++) {
-				char c = (char)pp->value.ptr[j];
-
-				if (c == ' ' || c == '\\')
-					fputc('\\', f);
-				fputc(c, f);
-			}
+			snprintf(bad, sizeof(bad), "%.*s", (int)(nl < 64 ? nl : 64), name);
+			ok = false;
 		}
 	}
 	fclose(f);
+	if (!ok)
+		pg_fatal(p, PG_SQLSTATE_INSUFFICIENT_PRIVILEGE, "postern: the startup setting \"%s\" is not allowed; "
+		    "connect without it and SET it in the session (policy checks SET)", bad);
+	return ok;
 }
 
 static void
@@ -291,7 +378,8 @@ pg_startup(struct pg_session *p, const struct pg_startup *st)
 		return;
 	}
 	session_set_user(p->s, p->id.user);
-	pg_keep_params(p, st);
+	if (!pg_keep_params(p, st))
+		return;
 	pg_policy_session(p);
 	if (policy_on_connect(&p->pol, reason, sizeof(reason)) != POLICY_ALLOW) {
 		pg_fatal(p, PG_SQLSTATE_INSUFFICIENT_PRIVILEGE, "postern: connection denied by policy: %s", reason);

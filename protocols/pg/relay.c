@@ -117,6 +117,21 @@ pg_expect_pop(struct pg_session *p)
 	p->e_count--;
 }
 
+/* Remove the Sync entries right after the head (see PG_MSG_COPY_IN). */
+static void
+pg_expect_drop_syncs_after_head(struct pg_session *p)
+{
+	uint32_t n = 0;
+
+	if (p->e_count < 2)
+		return;
+	while (n + 1 < p->e_count && p->expect[(p->e_head + 1 + n) % p->e_cap].kind == PG_MSG_SYNC)
+		n++;
+	for (uint32_t i = 1; i + n < p->e_count; i++)
+		p->expect[(p->e_head + i) % p->e_cap] = p->expect[(p->e_head + i + n) % p->e_cap];
+	p->e_count -= n;
+}
+
 static bool
 pg_is_sync_point(uint8_t kind)
 {
@@ -198,14 +213,19 @@ pg_model_reply(struct pg_session *p, uint8_t type, struct slice body)
 			pg_expect_pop(p);
 		return PG_REPLY_FORWARD;
 	case PG_MSG_COPY_IN:
-		p->copy_in = true;
+		/* Syncs the client sent after the request that started this COPY reach the target in
+		 * copy-in mode, where it ignores them: they get no ReadyForQuery. */
+		p->copy_starts++;
+		if (p->copy_ends < p->copy_starts)
+			pg_expect_drop_syncs_after_head(p);
 		return PG_REPLY_FORWARD;
 	case PG_MSG_PARAMETER_STATUS:
 		if (body.ptr != NULL && pg_parse_parameter_status(body, &msg, &tag) == 0)
 			pg_note_parameter(p, msg, tag);
 		return PG_REPLY_FORWARD;
 	case PG_MSG_ERROR:
-		p->copy_in = false;
+		if (p->copy_ends < p->copy_starts)
+			p->copy_ends = p->copy_starts;	/* the COPY is over on the target's side */
 		if (body.ptr != NULL && pg_parse_error_fields(body, sqlstate, &msg, severity) == 0 && head != NULL)
 			snprintf(p->outcome_state, sizeof(p->outcome_state), "%s", injected ? PG_SQLSTATE_INSUFFICIENT_PRIVILEGE : sqlstate);
 		if (head == NULL)
@@ -286,6 +306,27 @@ pg_deny(struct pg_session *p, uint8_t type, uint32_t total, const char *reason, 
 	return io_send(p->upstream, msg, n) == 0;
 }
 
+/* Refuse a FunctionCall: recorded as denied, answered with the target's own error in its place. */
+static void
+pg_function_call(struct pg_session *p, uint32_t total)
+{
+	static const char reason[] = "FunctionCall messages are not allowed through postern; call the function with SELECT";
+	uint32_t seq = ++p->seq;
+
+	p->statements++;
+	p->denied++;
+	audit_statement(p->s, seq, "function_call", "", 0, AUDIT_DENIED, reason);
+	log_info("statement denied", "sid=%s protocol=postgres target=%s user=%s message=FunctionCall reason=\"%s\"",
+	    p->s->idstr, p->s->target, p->s->user, reason);
+	if (total > PG_SMALL_MAX) {
+		/* Not worth waiting for: drop it as it streams, then answer. */
+		pg_fatal(p, PG_SQLSTATE_INSUFFICIENT_PRIVILEGE, "postern: %s", reason);
+		return;
+	}
+	if (!pg_deny(p, PG_MSG_QUERY, total, reason, seq))
+		pg_fatal(p, PG_SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "too many requests in flight");
+}
+
 /* A Query or Parse is all in the buffer: ask policy, then forward it or deny it. */
 static void
 pg_statement(struct pg_session *p, uint8_t type, uint32_t total)
@@ -306,10 +347,18 @@ pg_statement(struct pg_session *p, uint8_t type, uint32_t total)
 	}
 	seq = ++p->seq;
 	q.text = (const char *)sql.ptr;
+	q.full_len = sql.len;
 	q.len = sql.len > p->s->cfg->max_statement ? p->s->cfg->max_statement : sql.len;
 	q.truncated = q.len < sql.len;
 	p->statements++;
-	v = policy_on_query(&p->pol, &q, reason, sizeof(reason));
+	if (q.truncated && !p->s->cfg->allow_truncated_statements) {
+		/* What policy cannot see whole, it cannot allow: fail closed. */
+		snprintf(reason, sizeof(reason), "statement of %zu bytes is over max_statement (%zu); policy cannot check it",
+		    sql.len, p->s->cfg->max_statement);
+		v = POLICY_DENY;
+	} else {
+		v = policy_on_query(&p->pol, &q, reason, sizeof(reason));
+	}
 	audit_statement(p->s, seq, type == PG_MSG_QUERY ? "query" : "parse", q.text, sql.len,
 	    v == POLICY_ALLOW ? AUDIT_ALLOWED : v == POLICY_DENY ? AUDIT_DENIED : AUDIT_TERMINATED, v == POLICY_ALLOW ? NULL : reason);
 	if (v == POLICY_ALLOW) {
@@ -318,6 +367,7 @@ pg_statement(struct pg_session *p, uint8_t type, uint32_t total)
 			return;
 		}
 		p->c_left = total;
+		p->c_drop = false;
 		return;
 	}
 	p->denied++;
@@ -350,7 +400,11 @@ pg_relay_client_read(struct pg_session *p)
 
 			if (avail == 0)
 				break;
-			n = io_forward(p->client, p->upstream, avail < p->c_left ? avail : p->c_left);
+			n = avail < p->c_left ? avail : p->c_left;
+			if (p->c_drop)
+				io_skip(p->client, n);
+			else
+				n = io_forward(p->client, p->upstream, n);
 			p->c_left -= (uint32_t)n;
 			session_count_up(p->s, n);
 			continue;
@@ -375,14 +429,17 @@ pg_relay_client_read(struct pg_session *p)
 			if (io_readable(p->client) < total)
 				return;
 			if (p->skipping && type == PG_MSG_PARSE) {
-				p->c_left = total;	/* the target skips it; so does the model */
+				/* The target would skip it; if the model were ever wrong about that, an
+				 * unchecked Parse must not reach it: drop it (fail closed). */
+				p->c_left = total;
+				p->c_drop = true;
 				continue;
 			}
 			pg_statement(p, type, total);
 			continue;
 		case PG_MSG_SYNC:
 			p->skipping = false;
-			if (!p->copy_in && !pg_expect_push(p, type, false))
+			if (p->copy_starts <= p->copy_ends && !pg_expect_push(p, type, false))
 				goto full;
 			break;
 		case PG_MSG_EXECUTE:
@@ -400,12 +457,15 @@ pg_relay_client_read(struct pg_session *p)
 				goto full;
 			break;
 		case PG_MSG_FUNCTION_CALL:
-			if (!pg_expect_push(p, type, false))
-				goto full;
-			break;
+			/* A FunctionCall runs any function by OID with any arguments (query_to_xml runs
+			 * SQL): policy cannot see into it, so it is refused like a denied statement. */
+			if (io_readable(p->client) < total && total <= PG_SMALL_MAX)
+				return;
+			pg_function_call(p, total);
+			continue;
 		case PG_MSG_COPY_DONE:
 		case PG_MSG_COPY_FAIL:
-			p->copy_in = false;
+			p->copy_ends++;
 			break;
 		case PG_MSG_FLUSH:
 		case PG_MSG_COPY_DATA:
@@ -418,6 +478,7 @@ pg_relay_client_read(struct pg_session *p)
 			return;
 		}
 		p->c_left = total;
+		p->c_drop = false;
 	}
 	return;
 full:

@@ -57,7 +57,9 @@ struct pg_session {
 
 	/* Client to target. */
 	uint32_t c_left;			/* bytes of the current client message still to forward */
-	bool copy_in;				/* the target asked for CopyData */
+	bool c_drop;				/* ... dropped instead of forwarded */
+	uint32_t copy_starts;			/* CopyInResponses from the target */
+	uint32_t copy_ends;			/* CopyDone/CopyFail from the client: copy-in lasts while starts > ends */
 	/* Target to client. */
 	uint32_t u_left;			/* bytes of the current target message still to pass */
 	bool u_drop;				/* ... dropped instead of forwarded */

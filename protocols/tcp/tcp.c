@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "policy/policy.h"
 #include "relay/identity.h"
 #include "relay/io.h"
 #include "relay/log.h"
@@ -140,6 +141,35 @@ tcp_connect_upstream(struct tcp_session *t)
 	io_set_limit(t->upstream, t->limit);
 }
 
+/* The role's policy decides on_connect for tcp sessions too (there is no statement to check). */
+static bool
+tcp_policy_connect(struct tcp_session *t, const struct identity *id)
+{
+	const struct roles *roles = &t->s->cfg->roles;
+	const char *names[16];
+	struct policy_session pol = {
+		.id = t->s->idstr, .user = t->s->user, .target = t->s->target, .protocol = "tcp", .login = "",
+		.client_addr = t->s->client_addr, .started = t->s->started, .roles = names,
+		.policy_file = id->role->policy, .policy_source = id->role->policy_source, .policy_len = id->role->policy_len,
+		.config_generation = t->s->cfg->generation, .step_limit = t->s->cfg->policy_instructions,
+		.mem_limit = t->s->cfg->policy_memory,
+	};
+	char reason[POLICY_REASON_MAX], q[POLICY_REASON_MAX + 16];
+
+	for (size_t i = 0; i < roles->n && pol.nroles < sizeof(names) / sizeof(names[0]); i++)
+		if (roles_is_member(&roles->list[i], id->user))
+			names[pol.nroles++] = roles->list[i].name;
+	if (policy_on_connect(&pol, reason, sizeof(reason)) == POLICY_ALLOW) {
+		policy_session_end(&pol);
+		return true;
+	}
+	policy_session_end(&pol);
+	log_warn("session refused", "sid=%s protocol=tcp target=%s user=%s reason=%s", t->s->idstr, t->s->target,
+	    id->user, log_quote(q, sizeof(q), reason));
+	tcp_close(t, "denied by policy");
+	return false;
+}
+
 /* Record the session (start, byte counters, end); refuse it when recording must and cannot. */
 static bool
 tcp_audit_open(struct tcp_session *t, const struct identity *id)
@@ -181,7 +211,7 @@ tcp_authorised(struct tcp_session *t, struct io *io)
 	session_set_user(s, id.user);
 	log_info("access granted", "sid=%s protocol=tcp target=%s user=%s role=%s serial=%llu", s->idstr, s->target,
 	    id.user, id.role->name, (unsigned long long)id.serial);
-	if (!tcp_audit_open(t, &id))
+	if (!tcp_policy_connect(t, &id) || !tcp_audit_open(t, &id))
 		return;
 	tcp_connect_upstream(t);
 }

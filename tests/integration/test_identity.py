@@ -332,3 +332,24 @@ def test_state_files_are_private(env):
     with open(os.path.join(state, "ca.key")) as f:
         key_line = f.read().splitlines()[1]
     assert key_line not in log
+
+
+def test_policy_on_connect_applies_to_tcp_targets(env):
+    pol = os.path.join(env.relay.dir, "gate.lua")
+    with open(pol, "w") as f:
+        f.write('function on_connect(s)\n  if s.protocol == "tcp" then return deny("no raw tcp today") end\n  return allow()\nend\n')
+    env.write_roles(ROLES + f'role "gated" {{ members = {{ "gus" }}, targets = {{ "echo" }}, ttl = "1h", policy = "{pol}" }}\n')
+    env.relay.ctl("reload")
+    try:
+        _, _, creds = env.logged_in("gus")
+        with env.tls(env.echo_port, creds) as s:
+            s.settimeout(5)
+            try:
+                s.sendall(b"x")
+                assert s.recv(10) == b""
+            except (ConnectionResetError, ssl.SSLError):
+                pass
+        env.relay.wait_log(r'msg="session refused" sid=\w+ protocol=tcp target=echo user=gus reason="no raw tcp today"')
+    finally:
+        env.write_roles(ROLES)
+        env.relay.ctl("reload")

@@ -531,7 +531,7 @@ def test_target_that_is_down_gets_08006(relay):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with extra_target(relay, f'target "pg-down" {{ protocol = "postgres", address = "127.0.0.1:{port}", user = "app" }}'):
+    with extra_target(relay, f'target "pg-down" {{ protocol = "postgres", address = "127.0.0.1:{port}", user = "app", sslmode = "require" }}'):
         r = psql(relay, "-c", "select 1", dsn_extra={"dbname": "pg-down"})
     assert r.returncode != 0
     assert 'cannot connect to target "pg-down"' in r.stderr
@@ -585,4 +585,86 @@ def test_reload_that_cannot_open_a_new_listener_says_so(relay):
             with open(path, "w") as f:
                 f.write(saved)
             relay.run(["posternctl", "reload"])
+    assert relay_alive(relay)
+
+
+# --- protocol corners a driver never uses, but an attacker may ---------------------------------
+
+def test_function_call_is_refused_and_the_session_goes_on(relay):
+    from pgraw import F, Q, Conn, error_of
+    c = Conn(relay.env)
+    try:
+        c.send(F(2924, [b"select 1", b"f", b"f", b""]))   # query_to_xml(text, …): SQL by the back door
+        state, text = error_of(c.until_ready())
+        assert state == "42501" and "FunctionCall messages are not allowed" in text
+        c.send(Q("select 41 + 1"))
+        msgs = c.until_ready()
+        assert error_of(msgs) is None and any(tp == b"D" and b"42" in body for tp, body in msgs)
+    finally:
+        c.close()
+
+
+def test_pipelined_copy_trick_cannot_get_a_parse_past_policy(relay):
+    from pgraw import B, E, P, Q, S, Conn
+    no_ddl = 'function on_query(s, q) if q.kinds.ddl then return deny("no DDL") end return allow() end\n'
+    with policy(relay, no_ddl):
+        c = Conn(relay.env)
+        try:
+            c.send(Q("create temp table if not exists ct (i int)"))   # denied, fine
+            c.until_ready()
+            c.send(Q("copy ct from stdin") + b"c\x00\x00\x00\x04")     # CopyDone before the server asks
+            c.until_ready()
+            c.send(P("select * from no_such_table") + S)
+            c.until_ready()
+            c.send(P("create table bypass_attempt (i int)") + B() + E() + S)
+            c.until_ready(timeout=5)
+        finally:
+            c.close()
+    with psycopg2.connect(relay.env["POSTERN_PG_DIRECT_DSN"]) as conn:
+        cur = conn.cursor()
+        cur.execute("select count(*) from pg_class where relname = 'bypass_attempt'")
+        assert cur.fetchone() == (0,)
+
+
+def test_startup_settings_outside_the_allow_list_are_refused(relay):
+    r = psql(relay, "-c", "select 1", dsn_extra={"options": "'-c session_replication_role=replica'"})
+    assert r.returncode != 0
+    assert 'the startup setting "session_replication_role" is not allowed' in r.stderr
+    r = psql(relay, "-At", "-c", "show statement_timeout", dsn_extra={"options": "'-c statement_timeout=5s'"})
+    assert r.returncode == 0 and r.stdout.strip() == "5s"
+
+
+def test_a_statement_past_max_statement_is_classified_whole(relay):
+    no_ddl = 'function on_query(s, q) if q.kinds.ddl then return deny("no DDL") end return allow() end\n'
+    with policy(relay, no_ddl):
+        conn = psycopg2.connect(dsn(relay))
+        conn.autocommit = True
+        try:
+            padding = "x" * (100 * 1024)
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                conn.cursor().execute(f"select '{padding}'; create table hidden_past_the_cut (i int)")
+            cur = conn.cursor()
+            cur.execute(f"select length('{padding}')")
+            assert cur.fetchone() == (100 * 1024,)
+        finally:
+            conn.close()
+
+
+def test_policy_running_out_of_memory_denies_without_taking_the_relay_down(relay):
+    hoarder = ("function on_query(s, q)\n  s.state.h = s.state.h or {}\n"
+               "  table.insert(s.state.h, q.text .. q.text)\n  return allow()\nend\n")
+    with extra_target(relay, "policy_memory = 2 * 1024 * 1024"), policy(relay, hoarder):
+        conn = psycopg2.connect(dsn(relay))
+        conn.autocommit = True
+        denied = 0
+        try:
+            cur = conn.cursor()
+            for i in range(80):
+                try:
+                    cur.execute("select %s", ("y" * 60000,))
+                except psycopg2.errors.InsufficientPrivilege:
+                    denied += 1
+        finally:
+            conn.close()
+        assert denied > 0, "the memory cap was reached and denied"
     assert relay_alive(relay)

@@ -173,7 +173,7 @@ postgres_target_takes_an_address_list_and_listen_table(void)
 	    "state_dir = 's'\n"
 	    "listen = { postgres = '127.0.0.1:15432' }\n"
 	    "target 'pg' { protocol = 'postgres', address = '127.0.0.1:5432, 127.0.0.2:5433', user = 'u',\n"
-	    "  target_session_attrs = 'read-write' }\n"), &cfg, &errors) == 0);
+	    "  target_session_attrs = 'read-write', sslmode = 'require' }\n"), &cfg, &errors) == 0);
 	if (cfg == NULL) {
 		printf("# %s\n", errors);
 		free(errors);
