@@ -30,6 +30,46 @@ static pthread_mutex_t users_mu = PTHREAD_MUTEX_INITIALIZER;
 static json_t *users_doc;
 static char *users_path;
 
+/*
+ * Who is locked, copied out of the document: every new connection asks, on a worker, and must
+ * not wait behind a login's fsync under users_mu.
+ */
+struct users_lock_entry {
+	char user[64];
+	char reason[160];
+};
+static pthread_rwlock_t locks_rw = PTHREAD_RWLOCK_INITIALIZER;
+static struct users_lock_entry *locks;
+static size_t nlocks;
+
+/* Rebuild the copy of locks from the document. Called with users_mu held. */
+static void
+users_locks_rebuild(void)
+{
+	struct users_lock_entry *fresh, *old;
+	json_t *users = json_object_get(users_doc, "users"), *u;
+	const char *name;
+	size_t n = 0;
+
+	fresh = calloc(json_object_size(users) + 1, sizeof(*fresh));
+	if (fresh == NULL)
+		return;	/* keep the old copy: locks only ever stay, never vanish, on failure */
+	json_object_foreach(users, name, u) {
+		if (!json_is_true(json_object_get(u, "locked")))
+			continue;
+		snprintf(fresh[n].user, sizeof(fresh[n].user), "%s", name);
+		snprintf(fresh[n].reason, sizeof(fresh[n].reason), "%s",
+		    json_string_value(json_object_get(u, "lock_reason")) ? json_string_value(json_object_get(u, "lock_reason")) : "");
+		n++;
+	}
+	pthread_rwlock_wrlock(&locks_rw);
+	old = locks;
+	locks = fresh;
+	nlocks = n;
+	pthread_rwlock_unlock(&locks_rw);
+	free(old);
+}
+
 static int
 users_save(void)
 {
@@ -80,12 +120,18 @@ users_open(const char *state_dir, char *err, size_t errlen)
 		snprintf(err, errlen, "%s is not a Postern user store", users_path);
 		return -1;
 	}
+	users_locks_rebuild();
 	return 0;
 }
 
 void
 users_close(void)
 {
+	pthread_rwlock_wrlock(&locks_rw);
+	free(locks);
+	locks = NULL;
+	nlocks = 0;
+	pthread_rwlock_unlock(&locks_rw);
 	json_decref(users_doc);
 	users_doc = NULL;
 	free(users_path);
@@ -269,6 +315,7 @@ users_lock(const char *user, const char *reason)
 	json_object_set_new(u, "locked", json_true());
 	json_object_set_new(u, "lock_reason", json_string(reason ? reason : ""));
 	json_object_set_new(u, "locked_at", json_integer((json_int_t)time(NULL)));
+	users_locks_rebuild();	/* in force at once, even if saving fails */
 	r = users_save();
 	pthread_mutex_unlock(&users_mu);
 	return r;
@@ -285,6 +332,7 @@ users_unlock(const char *user)
 		json_object_set_new(u, "locked", json_false());
 		json_object_del(u, "lock_reason");
 		json_object_del(u, "locked_at");
+		users_locks_rebuild();
 		r = users_save();
 	}
 	pthread_mutex_unlock(&users_mu);
@@ -294,16 +342,18 @@ users_unlock(const char *user)
 bool
 users_locked(const char *user, char *reason, size_t rlen)
 {
-	json_t *u;
 	bool locked = false;
 
-	pthread_mutex_lock(&users_mu);
-	if ((u = users_get(user, false)) != NULL && json_is_true(json_object_get(u, "locked"))) {
-		locked = true;
-		if (reason != NULL)
-			snprintf(reason, rlen, "%s", json_string_value(json_object_get(u, "lock_reason")) ?: "");
+	pthread_rwlock_rdlock(&locks_rw);
+	for (size_t i = 0; i < nlocks; i++) {
+		if (strcmp(locks[i].user, user) == 0) {
+			locked = true;
+			if (reason != NULL)
+				snprintf(reason, rlen, "%s", locks[i].reason);
+			break;
+		}
 	}
-	pthread_mutex_unlock(&users_mu);
+	pthread_rwlock_unlock(&locks_rw);
 	return locked;
 }
 

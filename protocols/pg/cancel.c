@@ -20,8 +20,11 @@ struct pg_cancel_key {
 	struct pg_cancel_key *next;
 };
 
+#define PG_CANCEL_THREADS_MAX	32	/* cancels in flight; more are refused (each blocks a thread) */
+
 static pthread_mutex_t cancel_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pg_cancel_key *cancel_keys;
+static int cancel_threads;		/* under cancel_mu */
 
 static void
 pg_cancel_key_unref(struct pg_cancel_key *k)
@@ -92,6 +95,9 @@ pg_cancel_thread(void *arg)
 		log_info("query cancel sent", "sid=%s", k->sid);
 	else
 		log_warn("query cancel failed", "sid=%s error=\"%.200s\"", k->sid, err);
+	pthread_mutex_lock(&cancel_mu);
+	cancel_threads--;
+	pthread_mutex_unlock(&cancel_mu);
 	pg_cancel_key_unref(k);
 	return NULL;
 }
@@ -107,8 +113,15 @@ pg_cancel_request(uint32_t pid, uint32_t secret, const char *client_addr)
 	for (k = cancel_keys; k != NULL; k = k->next)
 		if (k->pid == pid && k->secret == secret)
 			break;
-	if (k != NULL)
+	if (k != NULL && cancel_threads >= PG_CANCEL_THREADS_MAX) {
+		pthread_mutex_unlock(&cancel_mu);
+		log_warn("cancel request refused: too many in flight", "client=%s", client_addr);
+		return;
+	}
+	if (k != NULL) {
 		k->refs++;
+		cancel_threads++;
+	}
 	pthread_mutex_unlock(&cancel_mu);
 	if (k == NULL) {
 		log_warn("cancel request with an unknown key ignored", "client=%s", client_addr);
@@ -116,7 +129,11 @@ pg_cancel_request(uint32_t pid, uint32_t secret, const char *client_addr)
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &attr, pg_cancel_thread, k) != 0)
+	if (pthread_create(&th, &attr, pg_cancel_thread, k) != 0) {
+		pthread_mutex_lock(&cancel_mu);
+		cancel_threads--;
+		pthread_mutex_unlock(&cancel_mu);
 		pg_cancel_key_unref(k);
+	}
 	pthread_attr_destroy(&attr);
 }

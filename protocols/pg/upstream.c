@@ -117,6 +117,9 @@ pg_upstream_poll(evutil_socket_t fd, short what, void *arg)
 	struct pg_session *p = arg;
 	char err[512];
 
+	/* Killed or refused meanwhile (a lock, an admin): the FATAL is on its way; stop connecting. */
+	if (p->state != PG_STATE_CONNECTING)
+		return;
 	if (what & EV_TIMEOUT) {
 		pg_fatal(p, PG_SQLSTATE_CONNECTION_FAILURE, "cannot connect to target \"%s\": no answer within %.0f s",
 		    p->s->target, p->s->cfg->connect_timeout);
