@@ -1,14 +1,14 @@
 /*
  * The I/O table every protocol talks through: recv, peek, send, forward and close over a
  * connection, whatever carries it. Protocol code never touches a socket or an SSL object:
- * plain TCP (the socket with an event per direction and evbuffers, see io.c) and TLS
- * (libevent's OpenSSL bufferevent) share every line of protocol logic, and an SSH channel
- * becomes one more table later.
+ * plain TCP (io_tcp.c) and TLS (io_tls.c), each driving the socket with an event per
+ * direction and evbuffers, share every line of protocol logic, and an SSH channel becomes one
+ * more table later.
  *
  * Callback rule: callbacks run on the owning worker's loop, never from inside an io_*
  * call (so a callback may close the io it was called for). When a constructor fails, no
  * callback is ever called. After io_close() no callback is called again; io_close() frees
- * the io and closes its transport (socket, SSL object).
+ * the io and closes what it owns of its transport (socket, SSL object).
  */
 #ifndef POSTERN_IO_H
 #define POSTERN_IO_H
@@ -56,31 +56,48 @@ struct io_ops {
 	void (*close)(struct io *io);
 };
 
-/* The plain-TCP transport. libevent 2.1's socket bufferevent reads at most 4 KiB per wakeup,
- * so TCP drives the socket itself; unused for TLS. */
-struct io_tcp {
+/* The socket under an io. TCP and TLS both drive it with their own events (io_tcp.c,
+ * io_tls.c): libevent 2.1's bufferevents read 4 KiB (TCP) or one TLS record per wakeup and
+ * write only on the loop turn after a write was asked for. */
+struct io_sock {
 	int fd;				/* the socket */
-	bool own_fd;			/* close FD in io_close (not for io_tcp_adopt) */
+	bool own_fd;			/* close FD (and free a TLS io's SSL) in io_close */
 	bool reading;			/* the protocol wants bytes (io_set_reading) */
 	bool rev_on, wev_on;		/* REV / WEV are added to the loop */
 	bool connecting;		/* io_tcp_connect has not finished */
-	bool eof;			/* read 0: the peer closed its sending side */
+	bool eof;			/* the peer closed its sending side */
 	bool failed;			/* an error or timeout was reported; the socket is left alone */
 	bool shut;			/* shutdown(SHUT_WR) done */
 	bool drain_pending;		/* a write inside an io_* call owes on_drain */
-	int werr;			/* errno of a failed connect or write, reported from the loop */
-	uint32_t rsize;			/* next read's size: grows while the kernel fills reads */
+	bool corked;			/* on the list of ios to flush when the running callback returns */
+	struct io *cork_next;		/* the next io on that list */
+	int werr;			/* a failed connect or write to report from the loop: its errno (TCP),
+					 * or nonzero with io->error already set (TLS) */
+	uint32_t rsize;			/* next read's size: grows while reads come back full */
 	size_t low;			/* on_drain once unsent is at most this (io_set_limit) */
 	struct event *rev, *wev;	/* readable; writable (output waits, or connect) */
-	struct event *dev;		/* activated to report from the loop what an io_* call found */
+	struct event *dev;		/* activated to do from the loop what an io_* call found */
 	bool *alive;			/* set while a callback runs; cleared when the io goes */
+};
+
+/* TLS over the socket: OpenSSL's SSL object, driven by the socket's events. */
+struct io_tls {
+	SSL *ssl;			/* ours (SSL_free in io_close) unless adopted with !own_fd */
+	bool handshaking;		/* SSL_do_handshake has not finished (accept side) */
+	bool hs_want_write;		/* the handshake waits for writability, else readability */
+	bool wblocked;			/* an SSL_write waits for writability */
+	bool write_wants_read;		/* an SSL_write waits for readability (post-handshake messages) */
+	bool read_wants_write;		/* an SSL_read waits for writability */
+	bool read_again;		/* DEV: a read pass, for bytes OpenSSL holds and the socket does not */
+	uint32_t wlen;			/* length of the SSL_write to retry (OpenSSL's retry rule), else 0 */
+	struct event *timer;		/* handshake deadline; NULL without one */
 };
 
 struct io {
 	const struct io_ops *ops;
-	struct bufferevent *bev;	/* TLS: libevent's OpenSSL filter over the socket; NULL for TCP */
 	struct evbuffer *in, *out;	/* bytes read and not consumed; bytes queued for sending */
-	struct io_tcp tcp;		/* TCP only */
+	struct io_sock sock;		/* the socket, TCP and TLS */
+	struct io_tls tls;		/* TLS only */
 	struct io_callbacks cb;
 	void *arg;
 	bool want_shutdown;		/* half-close when unsent reaches zero */
@@ -94,18 +111,20 @@ struct io *io_tcp_new(struct event_base *base, int fd, const struct io_callbacks
 struct io *io_tcp_adopt(struct event_base *base, int fd, const struct io_callbacks *cb, void *arg);
 /*
  * Turn a plain io into server-side TLS on the same socket (PostgreSQL's SSLRequest, MySQL's
- * SSL request): nothing may be buffered unread. IO_EVENT_CONNECTED follows the handshake.
- * 0, or -1 (the io is unchanged).
+ * SSL request): nothing may be buffered unread. IO_EVENT_CONNECTED follows the handshake, as
+ * for io_tls_accept. 0, or -1 (the io is unchanged).
  */
 int io_upgrade_tls_accept(struct io *io, SSL_CTX *ctx, double timeout) __attribute__((warn_unused_result));
 /* Connect to ADDR; IO_EVENT_CONNECTED or IO_EVENT_ERROR/TIMEOUT follows. TIMEOUT bounds the
  * connect only. Bytes sent before IO_EVENT_CONNECTED wait for it, and so does a half-close. */
 struct io *io_tcp_connect(struct event_base *base, const struct net_addr *addr, double timeout,
     const struct io_callbacks *cb, void *arg);
-/* Server side TLS on an accepted FD; IO_EVENT_CONNECTED follows the handshake. */
+/* Server side TLS on an accepted FD (the io owns it); IO_EVENT_CONNECTED follows the handshake,
+ * IO_EVENT_TIMEOUT when it takes longer than TIMEOUT seconds (0: no limit). */
 struct io *io_tls_accept(struct event_base *base, int fd, SSL_CTX *ctx, double timeout,
     const struct io_callbacks *cb, void *arg);
-/* Adopt an established TLS connection (e.g. libpq's) over FD; the io owns SSL but not FD when !OWN_FD. */
+/* Adopt an established TLS connection (e.g. libpq's) over FD, keeping SSL's own BIO. With OWN_FD the
+ * io owns both FD and SSL; without, neither (their owner frees them after io_close). */
 struct io *io_tls_adopt(struct event_base *base, int fd, SSL *ssl, bool own_fd,
     const struct io_callbacks *cb, void *arg);
 
