@@ -89,23 +89,31 @@ pg_upstream_ready(struct pg_session *p)
 	}
 	io_set_limit(p->upstream, p->s->cfg->buffer_limit);
 	/* What the client would have got from the target: AuthenticationOk, the reported
-	 * parameters, a BackendKeyData (posternd's own, for cancels), ReadyForQuery. */
-	if ((n = pg_build_auth_ok(msg, sizeof(msg))) > 0)
-		(void)io_send(p->client, msg, n);
-	for (int i = 0; pg_reported[i] != NULL; i++) {
-		const char *v = PQparameterStatus(p->conn, pg_reported[i]);
+	 * parameters, a BackendKeyData (posternd's own, for cancels), ReadyForQuery. Built into one
+	 * buffer and sent once: one TLS record, not one per message. */
+	{
+		uint8_t out[4096];
+		size_t o = 0;
 
-		if (v != NULL && (n = pg_build_parameter_status(msg, sizeof(msg), pg_reported[i], v)) > 0)
-			(void)io_send(p->client, msg, n);
-		if (v != NULL)
-			pg_note_parameter(p, (struct slice){ (const uint8_t *)pg_reported[i], strlen(pg_reported[i]) },
-			    (struct slice){ (const uint8_t *)v, strlen(v) });
+		o += pg_build_auth_ok(out + o, sizeof(out) - o);
+		for (int i = 0; pg_reported[i] != NULL; i++) {
+			const char *v = PQparameterStatus(p->conn, pg_reported[i]);
+
+			if (v != NULL) {
+				if ((n = pg_build_parameter_status(msg, sizeof(msg), pg_reported[i], v)) > 0 &&
+				    n <= sizeof(out) - o) {
+					memcpy(out + o, msg, n);
+					o += n;
+				}
+				pg_note_parameter(p, (struct slice){ (const uint8_t *)pg_reported[i], strlen(pg_reported[i]) },
+				    (struct slice){ (const uint8_t *)v, strlen(v) });
+			}
+		}
+		pg_cancel_register(p);
+		o += pg_build_backend_key(out + o, sizeof(out) - o, p->key_pid, p->key_secret);
+		o += pg_build_ready(out + o, sizeof(out) - o, PG_TXN_IDLE);
+		(void)io_send(p->client, out, o);
 	}
-	pg_cancel_register(p);
-	if ((n = pg_build_backend_key(msg, sizeof(msg), p->key_pid, p->key_secret)) > 0)
-		(void)io_send(p->client, msg, n);
-	if ((n = pg_build_ready(msg, sizeof(msg), PG_TXN_IDLE)) > 0)
-		(void)io_send(p->client, msg, n);
 	log_info("target connected", "sid=%s target=%s host=%s login=%s tls=%s", p->s->idstr, p->s->target,
 	    PQhost(p->conn), PQuser(p->conn), ssl != NULL ? "yes" : "no");
 	pg_relay_start(p);
