@@ -48,6 +48,9 @@ demo-down:
 
 bench: build
 	bench/tcp/run
+	bench/policy/run
+	bench/audit/run
+	bench/pg/run
 
 clean:
 	rm -rf $(BUILD) build-clang build-asan
