@@ -25,6 +25,7 @@
 #include "client/launch.c"
 #include "client/targets.c"
 #include "tests/unit/check.h"
+#include "tests/unit/capture.h"
 
 static char root[] = "/tmp/postern-test-XXXXXX";
 static char out[8192];
@@ -34,31 +35,7 @@ static char err[1024];
 static int
 run_captured(int (*fn)(int, char **), int argc, char **argv)
 {
-	char path[256];
-	int fd, saved_out, saved_err, r;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/captured.txt", root);
-	fflush(stdout);
-	fflush(stderr);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	saved_out = dup(1);
-	saved_err = dup(2);
-	dup2(fd, 1);
-	dup2(fd, 2);
-	r = fn(argc, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(saved_out, 1);
-	dup2(saved_err, 2);
-	close(saved_out);
-	close(saved_err);
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, out, sizeof(out) - 1);
-	out[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(path);
-	return r;
+	return capture_run(root, out, sizeof(out), fn, argc, argv);
 }
 
 /* A fresh POSTERN_HOME under the test root; the struct home for it. */

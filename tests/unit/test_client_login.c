@@ -19,6 +19,7 @@
 #include "client/https.c"
 #include "client/login.c"
 #include "tests/unit/check.h"
+#include "tests/unit/capture.h"
 
 /* Any CA certificate will do where no TLS handshake happens. */
 static const char test_ca_pem[] =
@@ -42,31 +43,7 @@ static char err[512];
 static int
 run_captured(int (*fn)(int, char **), int argc, char **argv)
 {
-	char path[256];
-	int fd, saved_out, saved_err, r;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/captured.txt", root);
-	fflush(stdout);
-	fflush(stderr);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	saved_out = dup(1);
-	saved_err = dup(2);
-	dup2(fd, 1);
-	dup2(fd, 2);
-	r = fn(argc, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(saved_out, 1);
-	dup2(saved_err, 2);
-	close(saved_out);
-	close(saved_err);
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, out, sizeof(out) - 1);
-	out[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(path);
-	return r;
+	return capture_run(root, out, sizeof(out), fn, argc, argv);
 }
 
 /* A fresh POSTERN_HOME under the test root, not yet created; the struct home for it. */
