@@ -93,6 +93,13 @@ static struct {
 
 static struct audit_writer_stats wstats;	/* writer thread only */
 
+/*
+ * A recording's batch buffer lives only while a pass writes it: once written it goes back here
+ * (one spare, writer thread only), so an idle recording holds no buffer (64 KiB each before).
+ */
+static uint8_t *wspare;
+static size_t wspare_cap;
+
 /* ---- worker side ---- */
 
 struct audit_rec *
@@ -338,6 +345,14 @@ audit_out_reserve(struct audit_rec *rec, size_t n)
 {
 	if (rec->ocap - rec->olen >= n)
 		return true;
+	if (rec->out == NULL && wspare != NULL) {
+		rec->out = wspare;
+		rec->ocap = wspare_cap;
+		wspare = NULL;
+		wspare_cap = 0;
+		if (rec->ocap >= n)
+			return true;
+	}
 	size_t cap = rec->ocap ? rec->ocap : 64u << 10;
 	uint8_t *grown;
 
@@ -517,11 +532,14 @@ audit_rec_sign_write(struct audit_rec *rec)
 	rec->good += rec->olen;
 	wstats.bytes_out += rec->olen;
 	rec->olen = 0;
-	if (rec->ocap > AUDIT_BATCH_MAX) {
+	if (wspare == NULL && rec->ocap <= AUDIT_BATCH_MAX) {
+		wspare = rec->out;
+		wspare_cap = rec->ocap;
+	} else {
 		free(rec->out);
-		rec->out = NULL;
-		rec->ocap = 0;
 	}
+	rec->out = NULL;
+	rec->ocap = 0;
 }
 
 static void
@@ -779,6 +797,9 @@ audit_writer_main(void *arg)
 		aw.stats = wstats;
 	}
 	pthread_mutex_unlock(&aw.mu);
+	free(wspare);
+	wspare = NULL;
+	wspare_cap = 0;
 	return NULL;
 }
 

@@ -212,25 +212,118 @@ policy_push_statement(lua_State *L, const struct sql_statement *st)
 
 /* Serial number of the current policy call: lazily built q fields are valid only during it. */
 static _Thread_local lua_Integer query_serial;
+static _Thread_local const struct policy_query *query_now;	/* the call's statement */
+static _Thread_local lua_Integer query_classified;		/* the serial `classified` is of */
 
-/* q.statements and q.tables are built on first use: most rules read only q.kind or q.where. */
+/* WHERE over every UPDATE and DELETE: 1 all have one, 0 one lacks it, -1 there is none. */
+static int
+policy_query_where(const struct sql_result *r, size_t nst, bool *analyze)
+{
+	int where = -1;
+
+	*analyze = false;
+	for (size_t i = 0; i < nst; i++) {
+		const struct sql_statement *st = &r->statements[i];
+
+		if (st->kinds & (SQL_KIND_BIT(SQL_KIND_UPDATE) | SQL_KIND_BIT(SQL_KIND_DELETE)))
+			where = (where != 0 && st->has_where) ? 1 : 0;
+		*analyze = *analyze || st->explain_analyze;
+	}
+	return where;
+}
+
+/*
+ * Every q field is made when the policy first reads it, from the classification of this call,
+ * and kept in q (rawset) for the rest of the call: a policy that reads only q.kind pays for
+ * q.kind, and one that reads nothing (allow-all) pays for nothing but the call. The fields a
+ * call cached are cleared at the start of the next one (policy_push_query).
+ */
 static int
 policy_query_index(lua_State *L)
 {
 	const struct sql_result *r = classified;
-	const char *key = lua_tostring(L, 2);
-	size_t nst, ntables = 0;
+	const struct policy_query *q = query_now;
+	size_t klen, nst, ntables = 0;
+	const char *key = lua_tolstring(L, 2, &klen);
+	bool analyze;
+	int where;
 
-	if (key == NULL || lua_tointeger(L, lua_upvalueindex(1)) != query_serial || r == NULL)
+	if (key == NULL || lua_tointeger(L, lua_upvalueindex(1)) != query_serial || q == NULL)
 		return 0;
+	if (strcmp(key, "text") == 0) {
+		lua_pushlstring(L, q->text, q->len);
+		lua_pushvalue(L, 2);
+		lua_pushvalue(L, -2);
+		lua_rawset(L, 1);	/* cached: a long string is made once per call */
+		return 1;
+	}
+	if (strcmp(key, "truncated") == 0 || strcmp(key, "prepared") == 0) {
+		lua_pushboolean(L, key[0] == 't' ? q->truncated : q->prepared);
+		return 1;
+	}
+	/* Everything else is the classifier's: it runs on the first such read of the call. */
+	if (query_classified != query_serial) {
+		if (classified == NULL && (classified = malloc(sizeof(*classified))) == NULL)
+			return luaL_error(L, "the statement could not be classified");
+		/* It reads the whole statement, so nothing hides past the part q.text shows. */
+		if (sql_classify(q->text, q->full_len > q->len ? q->full_len : q->len, q->mysql ? SQL_DIALECT_MYSQL :
+		    SQL_DIALECT_POSTGRES, q->sql_modes, classified) != 0)
+			return luaL_error(L, "the statement could not be classified");
+		query_classified = query_serial;
+	}
+	r = classified;
 	nst = r->nstatements < SQL_STATEMENTS_MAX ? r->nstatements : SQL_STATEMENTS_MAX;
-	if (strcmp(key, "statements") == 0) {
-		lua_createtable(L, (int)nst, 0);
-		for (size_t i = 0; i < nst; i++) {
-			policy_push_statement(L, &r->statements[i]);
-			lua_rawseti(L, -2, (lua_Integer)i + 1);
+	switch (key[0]) {
+	case 'a':
+		if (strcmp(key, "ambiguous") != 0)
+			return 0;
+		lua_pushboolean(L, r->ambiguous != 0);
+		return 1;	/* booleans and numbers cost nothing to make again: not cached */
+	case 'c':
+		if (strcmp(key, "count") != 0)
+			return 0;
+		lua_pushinteger(L, (lua_Integer)r->nstatements);
+		return 1;
+	case 'e':
+		if (strcmp(key, "explain_analyze") != 0)
+			return 0;
+		(void)policy_query_where(r, nst, &analyze);
+		lua_pushboolean(L, analyze);
+		return 1;
+	case 'o':
+		if (strcmp(key, "opaque") != 0)
+			return 0;
+		lua_pushboolean(L, r->opaque);
+		return 1;
+	case 'u':
+		if (strcmp(key, "unterminated") != 0)
+			return 0;
+		lua_pushboolean(L, r->unterminated);
+		return 1;
+	case 'w':
+		if (strcmp(key, "where") != 0)
+			return 0;
+		if ((where = policy_query_where(r, nst, &analyze)) < 0)
+			return 0;
+		lua_pushboolean(L, where);
+		return 1;
+	case 'k':
+		if (strcmp(key, "kind") == 0) {
+			lua_pushstring(L, sql_kind_name(r->kind));	/* short strings are interned */
+			return 1;
 		}
-	} else if (strcmp(key, "tables") == 0) {
+		if (strcmp(key, "kinds") != 0)
+			return 0;
+		/* One kinds table per state, refilled: every kind true or false. */
+		lua_getfield(L, LUA_REGISTRYINDEX, "postern.q.kinds");
+		for (int k = SQL_KIND_SELECT; k < SQL_KIND_COUNT; k++) {
+			lua_pushboolean(L, (r->kinds & SQL_KIND_BIT(k)) != 0);
+			lua_setfield(L, -2, sql_kind_name((enum sql_kind)k));
+		}
+		break;
+	case 't':
+		if (strcmp(key, "tables") != 0)
+			return 0;
 		/* Every table any statement names, each once. */
 		lua_newtable(L);
 		lua_newtable(L);	/* seen */
@@ -250,10 +343,24 @@ policy_query_index(lua_State *L)
 			}
 		}
 		lua_pop(L, 1);
-	} else {
+		break;
+	case 's':
+		if (strcmp(key, "statements_truncated") == 0) {
+			lua_pushboolean(L, r->truncated);
+			return 1;
+		}
+		if (strcmp(key, "statements") != 0)
+			return 0;
+		lua_createtable(L, (int)nst, 0);
+		for (size_t i = 0; i < nst; i++) {
+			policy_push_statement(L, &r->statements[i]);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		break;
+	default:
 		return 0;
 	}
-	/* Cache it in q itself, so a second use is a plain field. */
+	/* Tables and the text: cached in q itself, so a second use is a plain field. */
 	lua_pushvalue(L, 2);
 	lua_pushvalue(L, -2);
 	lua_rawset(L, 1);
@@ -263,39 +370,21 @@ policy_query_index(lua_State *L)
 /*
  * Push the q table: the text and what the SQL classifier (policy/sql.c) makes of it: the kind
  * of the whole, every statement with its kind, tables, WHERE and EXPLAIN ANALYZE, and the flags
- * a careful policy denies on (unterminated, ambiguous, opaque).
+ * a careful policy denies on (unterminated, ambiguous, opaque). Both the classification and
+ * the Lua values are made on demand (policy_query_index).
  */
 static int
 policy_push_query(lua_State *L, const struct policy_query *q)
 {
-	struct sql_result *r;
-	size_t nst;
-	int where = -1;
-	bool analyze = false;
-
-	if (classified == NULL && (classified = malloc(sizeof(*classified))) == NULL)
-		return -1;
-	r = classified;
-	/* The classifier reads the whole statement, so nothing hides past the part q.text shows. */
-	if (sql_classify(q->text, q->full_len > q->len ? q->full_len : q->len, q->mysql ? SQL_DIALECT_MYSQL :
-	    SQL_DIALECT_POSTGRES, q->sql_modes, r) != 0)
-		return -1;
 	query_serial++;
-	nst = r->nstatements < SQL_STATEMENTS_MAX ? r->nstatements : SQL_STATEMENTS_MAX;
-	for (size_t i = 0; i < nst; i++) {
-		const struct sql_statement *st = &r->statements[i];
-
-		if (st->kinds & (SQL_KIND_BIT(SQL_KIND_UPDATE) | SQL_KIND_BIT(SQL_KIND_DELETE)))
-			where = (where != 0 && st->has_where) ? 1 : 0;
-		analyze = analyze || st->explain_analyze;
-	}
-	/* One q table (and one kinds table) per Lua state, refilled on every call: no table is
-	 * allocated per statement. The fields a call may have added are cleared first. */
+	query_now = q;
+	/* One q table (and one kinds table) per Lua state, reused: nothing is allocated per
+	 * statement unless the policy reads a string or a table. */
 	if (lua_getfield(L, LUA_REGISTRYINDEX, "postern.q") != LUA_TTABLE) {
 		lua_pop(L, 1);
-		lua_createtable(L, 0, 16);
 		lua_createtable(L, 0, SQL_KIND_COUNT);
-		lua_setfield(L, -2, "kinds");
+		lua_setfield(L, LUA_REGISTRYINDEX, "postern.q.kinds");
+		lua_createtable(L, 0, 4);
 		luaL_newmetatable(L, "postern.query");
 		lua_pushinteger(L, 0);
 		lua_pushcclosure(L, policy_query_index, 1);
@@ -304,42 +393,14 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 		lua_pushvalue(L, -1);
 		lua_setfield(L, LUA_REGISTRYINDEX, "postern.q");
 	}
+	/* Whatever the last call cached or the policy stored in q goes. */
 	lua_pushnil(L);
-	lua_setfield(L, -2, "statements");
-	lua_pushnil(L);
-	lua_setfield(L, -2, "tables");
-	lua_pushlstring(L, q->text, q->len);
-	lua_setfield(L, -2, "text");
-	lua_pushboolean(L, q->truncated);
-	lua_setfield(L, -2, "truncated");
-	lua_pushboolean(L, q->prepared);
-	lua_setfield(L, -2, "prepared");
-	lua_pushstring(L, sql_kind_name(r->kind));
-	lua_setfield(L, -2, "kind");
-	lua_getfield(L, -1, "kinds");
-	for (int k = SQL_KIND_SELECT; k < SQL_KIND_COUNT; k++) {
-		lua_pushboolean(L, (r->kinds & SQL_KIND_BIT(k)) != 0);
-		lua_setfield(L, -2, sql_kind_name((enum sql_kind)k));
-	}
-	lua_pop(L, 1);
-	lua_pushinteger(L, (lua_Integer)r->nstatements);
-	lua_setfield(L, -2, "count");
-	lua_pushboolean(L, r->unterminated);
-	lua_setfield(L, -2, "unterminated");
-	lua_pushboolean(L, r->ambiguous != 0);
-	lua_setfield(L, -2, "ambiguous");
-	lua_pushboolean(L, r->opaque);
-	lua_setfield(L, -2, "opaque");
-	lua_pushboolean(L, r->truncated);
-	lua_setfield(L, -2, "statements_truncated");
-	if (where >= 0)
-		lua_pushboolean(L, where);
-	else
+	while (lua_next(L, -2) != 0) {
+		lua_pop(L, 1);
+		lua_pushvalue(L, -1);
 		lua_pushnil(L);
-	lua_setfield(L, -2, "where");
-	lua_pushboolean(L, analyze);
-	lua_setfield(L, -2, "explain_analyze");
-	/* statements and tables on demand (valid during this call only). */
+		lua_rawset(L, -4);
+	}
 	lua_getmetatable(L, -1);
 	lua_getfield(L, -1, "__index");
 	lua_pushinteger(L, query_serial);
@@ -455,6 +516,7 @@ policy_call(const struct policy_session *s, const char *hook, const struct polic
 	if (v != POLICY_ALLOW && reason[0] == '\0')
 		snprintf(reason, rlen, "denied by policy");
 out:
+	query_now = NULL;	/* a q kept past its call answers nothing */
 	lua_settop(L, 2);
 	return v;
 }

@@ -101,6 +101,13 @@ io_uncork(struct io *io)
 	io->sock.cork_next = NULL;
 }
 
+void
+io_flush(struct io *io)
+{
+	io_uncork(io);
+	io_kick(io);
+}
+
 static void
 io_cb_begin(void)
 {

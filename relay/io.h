@@ -150,4 +150,9 @@ static inline void io_set_reading(struct io *io, bool on) { io->ops->set_reading
 static inline void io_shutdown_write(struct io *io) { io->ops->shutdown_write(io); }
 static inline void io_close(struct io *io) { io->ops->close(io); }
 
+/* Write what the output holds now, inside a callback too (where writes wait for its end), as
+ * far as the socket takes it without waiting; nothing is called back. For a last message
+ * before io_close, which drops what is left. */
+void io_flush(struct io *io);
+
 #endif

@@ -204,8 +204,12 @@ pg_model_reply(struct pg_session *p, uint8_t type, struct slice body)
 			pg_expect_pop(p);
 		return PG_REPLY_FORWARD;
 	case PG_MSG_COMMAND_COMPLETE:
-		if (body.ptr != NULL && pg_parse_command_complete(body, &tag) == 0)
-			snprintf(p->outcome_tag, sizeof(p->outcome_tag), "%.*s", (int)tag.len, (const char *)tag.ptr);
+		if (body.ptr != NULL && pg_parse_command_complete(body, &tag) == 0) {
+			size_t n = tag.len < sizeof(p->outcome_tag) - 1 ? tag.len : sizeof(p->outcome_tag) - 1;
+
+			memcpy(p->outcome_tag, tag.ptr, n);	/* every statement: no printf */
+			p->outcome_tag[n] = '\0';
+		}
 		/* fall through */
 	case PG_MSG_EMPTY_QUERY:
 	case PG_MSG_PORTAL_SUSPENDED:

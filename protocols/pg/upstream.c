@@ -3,13 +3,18 @@
  * (PQconnectStartParams, then PQconnectPoll on socket readiness), with the target's login and
  * password injected from posternd's config, TLS to the target (sslmode up to verify-full with
  * the target's CA), several hosts and target_session_attrs for failover. Once connected,
- * libpq's socket and SSL object are adopted by an io and relayed raw; the PGconn stays alive
- * only to own them and to say goodbye (PQfinish) at the end.
+ * libpq's SSL object is taken over (pg_upstream_detach) and relayed raw by an io, and the
+ * PGconn is freed: it would otherwise hold its 32 KiB of buffers for the whole session.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "protocols/pg/session.h"
 #include "relay/log.h"
@@ -28,6 +33,10 @@ static void pg_upstream_poll(evutil_socket_t fd, short what, void *arg);
 void
 pg_upstream_free(struct pg_session *p)
 {
+	/* The goodbye libpq would have said: Terminate, at a message boundary only. */
+	if (p->upstream != NULL && p->conn == NULL && p->c_left == 0)
+		if (io_send(p->upstream, "X\0\0\0\4", 5) == 0)
+			io_flush(p->upstream);
 	if (p->upstream != NULL)
 		io_close(p->upstream);
 	p->upstream = NULL;
@@ -72,6 +81,42 @@ pg_upstream_error(struct pg_session *p, char *buf, size_t size)
 	return buf;
 }
 
+/*
+ * Take libpq's TLS connection over and free the PGconn. The SSL object gets a reference of ours
+ * and a socket BIO on a duplicate of the socket; then, with the SSL marked shut down both ways
+ * (quietly), PQfinish can neither write its Terminate nor a close_notify, nor read: it only
+ * frees, closes its copy of the socket and drops its reference. Nothing libpq left behind may
+ * run later: its verify callback and application data are cleared and renegotiation refused.
+ * Returns the socket that is now ours, or -1 (the PGconn is then untouched).
+ */
+static int
+pg_upstream_detach(struct pg_session *p, SSL *ssl)
+{
+	int fd = fcntl(PQsocket(p->conn), F_DUPFD_CLOEXEC, 3);
+	BIO *bio;
+
+	if (fd < 0)
+		return -1;
+	if ((bio = BIO_new_socket(fd, BIO_NOCLOSE)) == NULL || SSL_up_ref(ssl) != 1) {
+		BIO_free(bio);
+		close(fd);
+		ERR_clear_error();
+		return -1;
+	}
+	SSL_set_bio(ssl, bio, bio);
+	SSL_set_verify(ssl, SSL_get_verify_mode(ssl), NULL);
+	SSL_set_app_data(ssl, NULL);
+	SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
+	SSL_set_quiet_shutdown(ssl, 1);
+	SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	PQfinish(p->conn);
+	p->conn = NULL;
+	SSL_set_shutdown(ssl, 0);
+	SSL_set_quiet_shutdown(ssl, 0);
+	ERR_clear_error();
+	return fd;
+}
+
 static void
 pg_upstream_ready(struct pg_session *p)
 {
@@ -79,18 +124,13 @@ pg_upstream_ready(struct pg_session *p)
 	size_t n;
 	SSL *ssl = PQsslStruct(p->conn, "OpenSSL");
 	int fd = PQsocket(p->conn);
+	char host[256];
 
 	PQsetnonblocking(p->conn, 1);
-	p->upstream = ssl != NULL ? io_tls_adopt(p->s->base, fd, ssl, false, &pg_upstream_cb, p)
-	    : io_tcp_adopt(p->s->base, fd, &pg_upstream_cb, p);
-	if (p->upstream == NULL) {
-		pg_fatal(p, PG_SQLSTATE_CONNECTION_FAILURE, "cannot relay the target connection");
-		return;
-	}
-	io_set_limit(p->upstream, p->s->cfg->buffer_limit);
+	snprintf(host, sizeof(host), "%s", PQhost(p->conn) ? PQhost(p->conn) : "");
 	/* What the client would have got from the target: AuthenticationOk, the reported
 	 * parameters, a BackendKeyData (posternd's own, for cancels), ReadyForQuery. Built into one
-	 * buffer and sent once: one TLS record, not one per message. */
+	 * buffer and sent once (one TLS record, not one per message) when the relay is set up. */
 	{
 		uint8_t out[4096];
 		size_t o = 0;
@@ -112,10 +152,26 @@ pg_upstream_ready(struct pg_session *p)
 		pg_cancel_register(p);
 		o += pg_build_backend_key(out + o, sizeof(out) - o, p->key_pid, p->key_secret);
 		o += pg_build_ready(out + o, sizeof(out) - o, PG_TXN_IDLE);
+		/* A plaintext target keeps its PGconn (its goodbye would reach the target). */
+		if (ssl != NULL && (fd = pg_upstream_detach(p, ssl)) < 0) {
+			pg_fatal(p, PG_SQLSTATE_CONNECTION_FAILURE, "cannot relay the target connection");
+			return;
+		}
+		p->upstream = ssl != NULL ? io_tls_adopt(p->s->base, fd, ssl, true, &pg_upstream_cb, p)
+		    : io_tcp_adopt(p->s->base, fd, &pg_upstream_cb, p);
+		if (p->upstream == NULL) {
+			if (ssl != NULL) {
+				SSL_free(ssl);
+				close(fd);
+			}
+			pg_fatal(p, PG_SQLSTATE_CONNECTION_FAILURE, "cannot relay the target connection");
+			return;
+		}
+		io_set_limit(p->upstream, p->s->cfg->buffer_limit);
 		(void)io_send(p->client, out, o);
 	}
 	log_info("target connected", "sid=%s target=%s host=%s login=%s tls=%s", p->s->idstr, p->s->target,
-	    PQhost(p->conn), PQuser(p->conn), ssl != NULL ? "yes" : "no");
+	    host, p->id.login[0] ? p->id.login : p->target->user, ssl != NULL ? "yes" : "no");
 	pg_relay_start(p);
 }
 

@@ -538,6 +538,37 @@ def test_target_that_is_down_gets_08006(relay):
     assert relay_alive(relay)
 
 
+def test_target_gets_a_terminate_when_the_client_goes(relay):
+    """posternd frees libpq's connection once it is up and says the goodbye itself: a client
+    that leaves inside a transaction (socket closed, no Terminate of its own) still makes the
+    backend end cleanly, without "unexpected EOF ... with an open transaction"."""
+    log = os.path.join(relay.env["POSTERN_DIR"], "pg", "postgres.log")
+    c = psycopg2.connect(dsn(relay, application_name="goodbye-check"))
+    cur = c.cursor()
+    cur.execute("select pg_backend_pid()")          # psycopg2 opened a transaction
+    pid = cur.fetchone()[0]
+    size = os.path.getsize(log)
+    sock = socket.socket(fileno=os.dup(c.fileno()))
+    sock.shutdown(socket.SHUT_RDWR)                  # the client vanishes without a word
+    sock.close()
+    c.close()
+    with contextlib.closing(direct(relay)) as d:
+        d.autocommit = True
+        dc = d.cursor()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            dc.execute("select count(*) from pg_stat_activity where pid = %s", (pid,))
+            if dc.fetchone()[0] == 0:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the backend outlived its client")
+    with open(log, errors="replace") as f:
+        f.seek(size)
+        tail = f.read()
+    assert f"[{pid}]" not in tail or "unexpected EOF" not in tail, tail
+
+
 def test_upstream_dying_mid_query_ends_that_session_only(relay):
     other = psycopg2.connect(dsn(relay))
     victim = psycopg2.connect(dsn(relay))
