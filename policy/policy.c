@@ -39,10 +39,18 @@ struct policy_cache {
 static _Thread_local struct policy_cache *cache;
 static _Thread_local struct sql_result *classified;	/* ~28 KiB: per worker, not on the stack */
 
+/* allow() without a reason, the verdict of nearly every call: a token, not a table to make. */
+static const char policy_allow_token;
+
 static int
 policy_verdict_fn(lua_State *L, const char *verdict)
 {
 	const char *reason = luaL_optstring(L, 1, "");
+
+	if (verdict[0] == 'a' && reason[0] == '\0') {
+		lua_pushlightuserdata(L, (void *)&policy_allow_token);	/* Lua code cannot forge one */
+		return 1;
+	}
 
 	lua_createtable(L, 0, 2);
 	lua_pushstring(L, verdict);
@@ -501,6 +509,11 @@ policy_call(const struct policy_session *s, const char *hook, const struct polic
 		v = POLICY_ALLOW;	/* a missing hook allows, for that hook only */
 		goto out;
 	}
+	if (lua_touserdata(L, -1) == &policy_allow_token) {
+		reason[0] = '\0';
+		v = POLICY_ALLOW;
+		goto out;
+	}
 	if (!lua_istable(L, -1) || lua_getfield(L, -1, "verdict") != LUA_TSTRING) {
 		log_error("policy returned no verdict; denied", "file=%s hook=%s sid=%s", ps->path, hook, s->id);
 		snprintf(reason, rlen, "the policy gave no verdict (%s must return allow(), deny() or terminate())", hook);
@@ -508,7 +521,20 @@ policy_call(const struct policy_session *s, const char *hook, const struct polic
 	}
 	verdict = lua_tostring(L, -1);
 	lua_getfield(L, -2, "reason");
-	snprintf(reason, rlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+	{
+		size_t n = 0;
+		const char *r = lua_tolstring(L, -1, &n);
+
+		if (r == NULL || rlen == 0)
+			n = 0;
+		else if (n >= rlen)
+			n = rlen - 1;
+		if (rlen > 0) {
+			if (n > 0)
+				memcpy(reason, r, n);
+			reason[n] = '\0';
+		}
+	}
 	if (strcmp(verdict, "allow") == 0)
 		v = POLICY_ALLOW;
 	else if (strcmp(verdict, "terminate") == 0)
