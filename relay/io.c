@@ -143,6 +143,7 @@ io_call_read(struct io *io)
 void
 io_call_drain(struct io *io)
 {
+	io->sock.drain_armed = false;
 	if (io->cb.on_drain == NULL)
 		return;
 	io_cb_begin();
@@ -266,7 +267,20 @@ io_buf_forward(struct io *from, struct io *to, size_t len)
 size_t
 io_buf_unsent(struct io *io)
 {
-	return evbuffer_get_length(io->out);
+	size_t n = evbuffer_get_length(io->out);
+
+	if (n > 0)
+		io->sock.drain_armed = true;
+	return n;
+}
+
+bool
+io_backlogged(struct io *io, size_t limit)
+{
+	if (evbuffer_get_length(io->out) < limit)
+		return false;
+	io->sock.drain_armed = true;
+	return true;
 }
 
 /* --- the socket under both transports ---------------------------------------------------- */

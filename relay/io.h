@@ -34,7 +34,11 @@ enum io_event {
 
 struct io_callbacks {
 	void (*on_read)(struct io *io, void *arg);		/* new bytes are readable */
-	void (*on_drain)(struct io *io, void *arg);		/* unsent bytes fell below the low mark */
+	/* Unsent bytes fell to the low mark or below, after someone could have waited for it: a
+	 * write waited for the socket, or io_unsent() said bytes were waiting, or io_backlogged()
+	 * said true. Output that leaves at once, unobserved, owes no call (the common case: a
+	 * reply forwarded and written in the same turn). */
+	void (*on_drain)(struct io *io, void *arg);
 	void (*on_event)(struct io *io, enum io_event ev, void *arg);
 };
 
@@ -69,6 +73,7 @@ struct io_sock {
 	bool failed;			/* an error or timeout was reported; the socket is left alone */
 	bool shut;			/* shutdown(SHUT_WR) done */
 	bool drain_pending;		/* a write inside an io_* call owes on_drain */
+	bool drain_armed;		/* someone saw bytes waiting: the next drain owes on_drain */
 	bool corked;			/* on the list of ios to flush when the running callback returns */
 	struct io *cork_next;		/* the next io on that list */
 	int werr;			/* a failed connect or write to report from the loop: its errno (TCP),
@@ -145,7 +150,11 @@ static inline size_t io_recv(struct io *io, void *buf, size_t len) { return io->
 static inline void io_skip(struct io *io, size_t len) { io->ops->skip(io, len); }
 static inline int io_send(struct io *io, const void *buf, size_t len) { return io->ops->send(io, buf, len); }
 static inline size_t io_forward(struct io *from, struct io *to, size_t len) { return from->ops->forward(from, to, len); }
+/* Bytes queued and not yet written; when some are, on_drain comes once they are written. */
 static inline size_t io_unsent(struct io *io) { return io->ops->unsent(io); }
+/* Whether LIMIT or more bytes wait to be written (then on_drain comes as for io_unsent). For
+ * backpressure checks made on every message: a check that finds room arms nothing. */
+bool io_backlogged(struct io *io, size_t limit);
 static inline void io_set_reading(struct io *io, bool on) { io->ops->set_reading(io, on); }
 static inline void io_shutdown_write(struct io *io) { io->ops->shutdown_write(io); }
 static inline void io_close(struct io *io) { io->ops->close(io); }

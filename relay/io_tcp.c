@@ -117,7 +117,8 @@ io_tcp_kick(struct io *io)
 		io_tcp_defer_error(io, -r);
 		return;
 	}
-	if (sent > 0 && !s->wev_on && evbuffer_get_length(io->out) <= s->low && io->cb.on_drain != NULL) {
+	if (sent > 0 && s->drain_armed && !s->wev_on && evbuffer_get_length(io->out) <= s->low &&
+	    io->cb.on_drain != NULL) {
 		s->drain_pending = true;
 		io_sock_defer(io);
 	}

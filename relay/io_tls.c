@@ -233,8 +233,8 @@ io_tls_kick(struct io *io)
 		io_sock_defer(io);
 		return;
 	}
-	if (sent > 0 && !t->wblocked && !t->write_wants_read && evbuffer_get_length(io->out) <= s->low &&
-	    io->cb.on_drain != NULL) {
+	if (sent > 0 && s->drain_armed && !t->wblocked && !t->write_wants_read &&
+	    evbuffer_get_length(io->out) <= s->low && io->cb.on_drain != NULL) {
 		s->drain_pending = true;
 		io_sock_defer(io);
 	}

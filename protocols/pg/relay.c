@@ -395,7 +395,7 @@ pg_relay_client_read(struct pg_session *p)
 	int r;
 
 	while (p->state == PG_STATE_RELAY) {
-		if (io_unsent(p->upstream) >= p->s->cfg->buffer_limit || p->e_count >= PG_EXPECT_MAX - 4) {
+		if (io_backlogged(p->upstream, p->s->cfg->buffer_limit) || p->e_count >= PG_EXPECT_MAX - 4) {
 			io_set_reading(p->client, false);	/* resumed by pg_relay_upstream_read */
 			return;
 		}
@@ -515,7 +515,7 @@ pg_relay_upstream_read(struct pg_session *p)
 		struct slice body = { NULL, 0 };
 		enum pg_verdict_on_reply v;
 
-		if (io_unsent(p->client) >= p->s->cfg->buffer_limit) {
+		if (io_backlogged(p->client, p->s->cfg->buffer_limit)) {
 			io_set_reading(p->upstream, false);	/* resumed when the client drains */
 			return;
 		}
@@ -560,7 +560,7 @@ pg_relay_upstream_read(struct pg_session *p)
 	}
 	if (p->state == PG_STATE_RELAY) {
 		io_set_reading(p->upstream, true);
-		if (io_unsent(p->upstream) < p->s->cfg->buffer_limit && p->e_count < PG_EXPECT_MAX - 4)
+		if (!io_backlogged(p->upstream, p->s->cfg->buffer_limit) && p->e_count < PG_EXPECT_MAX - 4)
 			io_set_reading(p->client, true);
 	}
 }

@@ -76,7 +76,7 @@ tcp_pump(struct tcp_session *t, struct io *from, struct io *to)
 {
 	size_t n = io_forward(from, to, 0);
 
-	if (io_unsent(to) >= t->limit)
+	if (io_backlogged(to, t->limit))
 		io_set_reading(from, false);
 	return n;
 }
@@ -260,7 +260,7 @@ tcp_upstream_event(struct io *io, enum io_event ev, void *arg)
 		session_count_up(s, tcp_pump(t, t->client, io));
 		if (t->client_eof)
 			io_shutdown_write(io);	/* the client left while we connected: FIN after its bytes */
-		else if (io_unsent(io) < t->limit)
+		else if (!io_backlogged(io, t->limit))
 			io_set_reading(t->client, true);
 		return;
 	case IO_EVENT_EOF:
