@@ -47,7 +47,7 @@ struct pg_session {
 	char database[128];			/* database on the target */
 	char application_name[64];
 	char *options;				/* "-c name=value" for the other startup parameters */
-	PGconn *conn;				/* owns the upstream socket and SSL object */
+	PGconn *conn;				/* while connecting; kept after only for a plaintext target */
 	struct event *conn_ev;			/* libpq connect readiness */
 	double deadline;			/* handshake / connect deadline (monotonic) */
 	struct event *timer;			/* handshake deadline, idle-in-transaction timeout */
