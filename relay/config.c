@@ -317,7 +317,7 @@ config_targets_parse(struct config_eval *ev, lua_State *L, int list, struct conf
 static const char *const config_settings[] = {
 	"node", "workers", "state_dir", "admin_socket", "log_file", "log_level", "shutdown_grace",
 	"connect_timeout", "handshake_timeout", "buffer_limit", "roles_dir", "max_ttl", "clock_skew",
-	"invite_ttl", "api_listen", "api_url", "tls_names", "tls_cert_file", "tls_key_file", "listen",
+	"invite_ttl", "api_listen", "api_url", "api_max_connections", "api_connection_lifetime", "tls_names", "tls_cert_file", "tls_key_file", "listen",
 	"max_message", "max_statement", "idle_in_transaction_timeout", "policy_instructions", "policy_memory", "allow_truncated_statements",
 	"audit_dir", "auditor_keys", "audit_flush_interval", "audit_chunk_size", "audit_retention_days",
 	"audit_retention_bytes", "audit_min_free", "audit_queue_limit", "audit_on_failure", NULL };
@@ -520,6 +520,15 @@ config_setting(struct config_eval *ev, lua_State *L, const char *key, int line, 
 		config_auditor_keys(ev, L, line, cfg);
 		return;
 	}
+	if (strcmp(key, "api_max_connections") == 0) {
+		if (config_integer(ev, L, line, key, 1, 100000, &n))
+			cfg->api_max_connections = n;
+		return;
+	}
+	if (strcmp(key, "api_connection_lifetime") == 0) {
+		(void)config_number(ev, L, line, key, 1, 3600, &cfg->api_connection_lifetime);
+		return;
+	}
 	if (strcmp(key, "audit_flush_interval") == 0) {
 		(void)config_number(ev, L, line, key, 0.01, 60, &cfg->audit_flush_interval);
 		return;
@@ -638,7 +647,8 @@ config_settings_parse(struct config_eval *ev, lua_State *L, int settings, int li
 		if (!known)
 			config_error(ev, line, "unknown setting \"%s\"; expected one of node, workers, state_dir, admin_socket, "
 			    "log_file, log_level, shutdown_grace, connect_timeout, handshake_timeout, buffer_limit, "
-			    "roles_dir, max_ttl, clock_skew, invite_ttl, api_listen, api_url, tls_names, tls_cert_file, "
+			    "roles_dir, max_ttl, clock_skew, invite_ttl, api_listen, api_url, api_max_connections, "
+			    "api_connection_lifetime, tls_names, tls_cert_file, "
 			    "tls_key_file, listen, max_message, max_statement, idle_in_transaction_timeout, "
 			    "policy_instructions, policy_memory, audit_dir, auditor_keys, audit_flush_interval, "
 			    "audit_chunk_size, audit_retention_days, audit_retention_bytes, audit_min_free, audit_queue_limit, "
@@ -672,6 +682,8 @@ config_defaults(struct config *cfg)
 	cfg->max_ttl = 8 * 3600;
 	cfg->clock_skew = 60;
 	cfg->invite_ttl = 24 * 3600;
+	cfg->api_max_connections = 256;
+	cfg->api_connection_lifetime = 60;
 	cfg->max_message = 64u << 20;
 	cfg->max_statement = 64u << 10;
 	cfg->audit_flush_interval = 1.0;

@@ -70,6 +70,8 @@ struct config {
 	char *api_listen;		/* login API "host:port"; NULL: no login API */
 	struct net_addr api_addr;
 	char *api_url;			/* the URL engineers use for the login API */
+	long api_max_connections;	/* open login API connections; beyond, new ones wait in the backlog */
+	double api_connection_lifetime;	/* seconds a login API connection may last, whatever it does */
 	char **tls_names;		/* extra DNS names / IPs for posternd's own certificate */
 	size_t ntls_names;
 	char *tls_cert_file;		/* operator-provided certificate for posternd's listeners */

@@ -5,9 +5,11 @@
 #include "relay/loginapi.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -26,15 +28,102 @@
 
 static struct evhttp *api_http;
 static struct config **api_current;
+static struct evconnlistener *api_listener;
+
+/*
+ * Connections are counted by their SSL objects: each gets an ex_data slot whose free callback
+ * runs when evhttp frees the connection, whatever ended it. At api_max_connections the listener
+ * stops accepting (new connections wait in the kernel's backlog, holding no descriptor of ours)
+ * until one ends; and every connection gets a timer that shuts its socket down after
+ * api_connection_lifetime, so a client that trickles bytes cannot keep one for ever (evhttp's
+ * timeout is per read).
+ */
+struct api_conn {
+	struct event *deadline;
+	struct bufferevent *bev;	/* alive while this is: its SSL's ex_data frees this */
+};
+
+static int api_conn_index = -1;
+static long api_conns;
+static bool api_paused;
+
+static void
+api_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct api_conn *c = ptr;
+
+	if (c == NULL)
+		return;
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	free(c);
+	api_conns--;
+	if (api_paused && api_listener != NULL && api_conns < (*api_current)->api_max_connections) {
+		api_paused = false;
+		evconnlistener_enable(api_listener);
+	}
+}
+
+static void
+api_conn_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_conn *c = arg;
+	evutil_socket_t s = c->bev != NULL ? bufferevent_getfd(c->bev) : -1;
+
+	/* evhttp sees the end of the stream and frees the connection (and so c) itself. */
+	if (s >= 0) {
+		log_info("login API connection outlived its lifetime; closed", "seconds=%.0f",
+		    (*api_current)->api_connection_lifetime);
+		(void)shutdown(s, SHUT_RDWR);
+	}
+}
 
 static struct bufferevent *
 api_bevcb(struct event_base *base, void *arg)
 {
+	const struct config *cfg = *api_current;
+	struct api_conn *c = calloc(1, sizeof(*c));
 	SSL *ssl = SSL_new(identity_api_ctx());
+	struct bufferevent *bev;
+
+	/* Without TLS, evhttp would serve the connection in plaintext: a socket bufferevent it
+	 * gets, but every handler refuses a connection with no SSL (api_tls). */
+	if (c == NULL || ssl == NULL || SSL_set_ex_data(ssl, api_conn_index, c) != 1) {
+		free(c);
+		SSL_free(ssl);
+		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	api_conns++;
+	if (api_conns >= cfg->api_max_connections && !api_paused && api_listener != NULL) {
+		api_paused = true;
+		evconnlistener_disable(api_listener);
+		log_warn("login API at its connection limit; new connections wait", "max=%ld", cfg->api_max_connections);
+	}
+	if ((bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		SSL_free(ssl);		/* frees c too */
+		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	c->bev = bev;
+	if ((c->deadline = event_new(base, -1, 0, api_conn_expired, c)) != NULL) {
+		double t = cfg->api_connection_lifetime;
+		struct timeval tv = { (time_t)t, (suseconds_t)((t - (double)(time_t)t) * 1e6) };
+
+		(void)event_add(c->deadline, &tv);
+	}
+	return bev;
+}
+
+/* The connection's SSL; NULL (and the request refused) for one that could not get TLS. */
+static SSL *
+api_tls(struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
+	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
 
 	if (ssl == NULL)
-		return NULL;
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		evhttp_send_error(req, 400, "TLS required");
+	return ssl;
 }
 
 static void
@@ -82,6 +171,8 @@ api_handle(struct evhttp_request *req, void *arg)
 	json_t *doc, *reply;
 	int status = 500;
 
+	if (api_tls(req) == NULL)
+		return;
 	api_peer(req, peer, sizeof(peer));
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		api_reply(req, 405, json_pack("{s:s, s:s}", "error", "use POST with a JSON body", "code", "bad_method"));
@@ -109,6 +200,8 @@ api_handle(struct evhttp_request *req, void *arg)
 static void
 api_health(struct evhttp_request *req, void *arg)
 {
+	if (api_tls(req) == NULL)
+		return;
 	api_reply(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version", POSTERN_VERSION));
 }
 
@@ -117,6 +210,8 @@ api_health(struct evhttp_request *req, void *arg)
 static void
 api_ca(struct evhttp_request *req, void *arg)
 {
+	if (api_tls(req) == NULL)
+		return;
 	api_reply(req, 200, json_pack("{s:s, s:s}", "ca_x509", ca_x509_pem(identity_ca()), "ca_ssh", ca_ssh_public(identity_ca())));
 }
 
@@ -125,13 +220,13 @@ api_ca(struct evhttp_request *req, void *arg)
 static void
 api_targets(struct evhttp_request *req, void *arg)
 {
-	struct evhttp_connection *conn = evhttp_request_get_connection(req);
-	struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
-	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+	SSL *ssl = api_tls(req);
 	char peer[64];
 	int status = 500;
 	json_t *reply;
 
+	if (ssl == NULL)
+		return;
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
 		api_reply(req, 405, json_pack("{s:s, s:s}", "error", "use GET", "code", "bad_method"));
 		return;
@@ -144,6 +239,8 @@ api_targets(struct evhttp_request *req, void *arg)
 static void
 api_notfound(struct evhttp_request *req, void *arg)
 {
+	if (api_tls(req) == NULL)
+		return;
 	api_reply(req, 404, json_pack("{s:s, s:s}", "error", "no such endpoint; see docs/login-api.md", "code", "not_found"));
 }
 
@@ -154,6 +251,11 @@ loginapi_start(struct event_base *base, const struct config *cfg, struct config 
 	struct evconnlistener *lev;
 
 	api_current = current;
+	if (api_conn_index < 0 &&
+	    (api_conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, api_conn_free)) < 0) {
+		snprintf(err, errlen, "cannot create the login API");
+		return -1;
+	}
 	if ((api_http = evhttp_new(base)) == NULL) {
 		snprintf(err, errlen, "cannot create the login API");
 		return -1;
@@ -170,10 +272,11 @@ loginapi_start(struct event_base *base, const struct config *cfg, struct config 
 	evhttp_set_cb(api_http, "/v1/ca", api_ca, NULL);
 	evhttp_set_cb(api_http, "/v1/targets", api_targets, NULL);
 	evhttp_set_gencb(api_http, api_notfound, NULL);
-	lev = evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	api_listener = lev = evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 	    128, (const struct sockaddr *)&cfg->api_addr.ss, (int)cfg->api_addr.len);
 	if (lev == NULL || evhttp_bind_listener(api_http, lev) == NULL) {
 		snprintf(err, errlen, "cannot listen on %s for the login API: %s", cfg->api_listen, strerror(errno));
+		api_listener = NULL;
 		evhttp_free(api_http);
 		api_http = NULL;
 		return -1;
@@ -185,6 +288,7 @@ loginapi_start(struct event_base *base, const struct config *cfg, struct config 
 void
 loginapi_stop(void)
 {
+	api_listener = NULL;	/* evhttp frees it; connections it frees must not touch it */
 	if (api_http != NULL)
 		evhttp_free(api_http);
 	api_http = NULL;

@@ -2,6 +2,7 @@
 short-lived certificates, the checks on every connection, and offboarding, against a real
 posternd. Connections go to a `tcp` target over TLS with the issued certificate."""
 
+import contextlib
 import os
 import socket
 import ssl
@@ -353,3 +354,67 @@ def test_policy_on_connect_applies_to_tcp_targets(env):
     finally:
         env.write_roles(ROLES)
         env.relay.ctl("reload")
+
+
+# --- the login API's own limits ---------------------------------------------------------------
+
+@contextlib.contextmanager
+def api_relay(**settings):
+    """A relay with only a login API, with SETTINGS (Lua text) added."""
+    port = free_port()
+    relay = Relay(Relay.config("", roles_dir='"roles"', api_listen=f'"127.0.0.1:{port}"', **settings))
+    os.makedirs(os.path.join(relay.dir, "roles"), exist_ok=True)
+    with open(os.path.join(relay.dir, "roles", "roles.lua"), "w") as f:
+        f.write('role "dev" { members = { "alice" }, targets = { "*" }, ttl = "1h" }\n')
+    relay.start()
+    ctx = ssl.create_default_context(cafile=os.path.join(relay.dir, "state", "ca.crt"))
+    ctx.check_hostname = False
+    try:
+        yield relay, port, ctx, Api(port, ca_file=os.path.join(relay.dir, "state", "ca.crt"))
+    finally:
+        relay.cleanup()
+
+
+def _api_tls(port, ctx, timeout=5):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_login_api_closes_a_connection_that_trickles_past_its_lifetime():
+    with api_relay(api_connection_lifetime="2") as (relay, port, ctx, api):
+        s = _api_tls(port, ctx)
+        s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        start, closed = time.monotonic(), False
+        while time.monotonic() - start < 8:
+            try:
+                s.sendall(b"X")              # a header that never ends, a byte at a time
+                s.settimeout(0.5)
+                if s.recv(1) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                continue
+            except (ConnectionError, ssl.SSLError, OSError):
+                closed = True
+                break
+        s.close()
+        assert closed, "a trickling connection outlived api_connection_lifetime"
+        assert 1.5 <= time.monotonic() - start < 6
+        assert api.call("GET", "/v1/health")[0] == 200
+        assert "outlived its lifetime" in relay.log()
+
+
+def test_login_api_holds_new_connections_at_its_limit_and_serves_them_after():
+    with api_relay(api_max_connections="3") as (relay, port, ctx, api):
+        held = [_api_tls(port, ctx) for _ in range(3)]   # three idle connections: the limit
+        time.sleep(0.3)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)   # the kernel's backlog takes it
+        raw.settimeout(1.0)
+        with pytest.raises((socket.timeout, ssl.SSLError, TimeoutError)):
+            ctx.wrap_socket(raw, server_hostname="localhost")  # no one accepts it: no handshake
+        raw.close()
+        assert "at its connection limit" in relay.log()
+        held.pop().close()                                      # one ends: accepting resumes
+        wait_for(lambda: api.call("GET", "/v1/health")[0] == 200, 5, "the login API to accept again")
+        for s in held:
+            s.close()
