@@ -699,3 +699,82 @@ def test_policy_running_out_of_memory_denies_without_taking_the_relay_down(relay
             conn.close()
         assert denied > 0, "the memory cap was reached and denied"
     assert relay_alive(relay)
+
+
+# --- a real hot standby: target_session_attrs picks the right server ----------------------------
+
+@contextlib.contextmanager
+def streaming_standby(sb):
+    """A hot standby of the sandbox's PostgreSQL (pg_basebackup -R, streaming), on its own port."""
+    import tempfile
+    import postern_sandbox as ps
+
+    e = sb.env
+    primary_sock = os.path.join(sb.dir, "pg")
+    top = tempfile.mkdtemp(prefix="postern-standby-", dir="/tmp")
+    os.chmod(top, 0o755)
+    data = os.path.join(top, "data")
+    as_pg = ps._as_postgres_kwargs()
+    if as_pg:
+        os.chown(top, as_pg["user"], as_pg["group"])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = None
+    try:
+        r = subprocess.run([f"{ps.PG_BINDIR}/pg_basebackup", "-D", data, "-R", "-X", "stream", "--checkpoint=fast",
+                            "-h", primary_sock, "-p", e["POSTERN_PG_PORT"], "-U", ps.ADMIN_LOGIN],
+                           capture_output=True, text=True, timeout=120, **as_pg)
+        assert r.returncode == 0, r.stderr
+        tls = os.path.join(sb.dir, "tls")
+        cmd = [f"{ps.PG_BINDIR}/postgres", "-D", data, "-c", f"port={port}", "-c", "listen_addresses=127.0.0.1",
+               "-c", f"unix_socket_directories={top}", "-c", f"hba_file={primary_sock}/pg_hba.conf",
+               "-c", "ssl=on", "-c", f"ssl_cert_file={tls}/server.crt", "-c", f"ssl_key_file={tls}/postgres-server.key",
+               "-c", f"ssl_ca_file={tls}/ca.crt", "-c", "fsync=off", "-c", "hot_standby=on"]
+        with open(os.path.join(top, "postgres.log"), "ab") as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=top,
+                                    start_new_session=True, **as_pg)
+
+        def in_recovery():
+            r = subprocess.run([f"{ps.PG_BINDIR}/psql", "-X", "-At", "-h", top, "-p", str(port), "-U", ps.ADMIN_LOGIN,
+                                "-d", "postgres", "-c", "select pg_is_in_recovery()"], capture_output=True, text=True,
+                               timeout=10)
+            return r.returncode == 0 and r.stdout.strip() == "t"
+
+        deadline = time.monotonic() + 30
+        while not in_recovery():
+            assert proc.poll() is None, open(os.path.join(top, "postgres.log")).read()[-2000:]
+            assert time.monotonic() < deadline, "the standby did not come up"
+            time.sleep(0.2)
+        yield port
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT)     # immediate shutdown
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        subprocess.run(["rm", "-rf", top])
+
+
+def test_target_session_attrs_choose_between_a_real_primary_and_hot_standby(relay):
+    e = relay.env
+    primary = e["POSTERN_PG_PORT"]
+    common = (f'user = "app", password_file = "{e["POSTERN_PG_APP_PASSWORD_FILE"]}", database = "appdb", '
+              f'ca_file = "{e["POSTERN_TLS_CA"]}"')
+    with streaming_standby(relay) as standby:
+        targets = (f'target "pg-rw" {{ protocol = "postgres", address = "127.0.0.1:{standby}, 127.0.0.1:{primary}", '
+                   f'{common}, target_session_attrs = "read-write" }}\n'
+                   f'target "pg-ro" {{ protocol = "postgres", address = "127.0.0.1:{primary}, 127.0.0.1:{standby}", '
+                   f'{common}, target_session_attrs = "standby" }}')
+        with extra_target(relay, targets):
+            rw = psql(relay, "-At", "-c", "select pg_is_in_recovery(), inet_server_port()", dsn_extra={"dbname": "pg-rw"})
+            ro = psql(relay, "-At", "-c", "select pg_is_in_recovery(), inet_server_port()", dsn_extra={"dbname": "pg-ro"})
+            # A write through the standby-bound target is refused by PostgreSQL itself.
+            wr = psql(relay, "-At", "-c", "create temp table t (x int)", dsn_extra={"dbname": "pg-ro"})
+    assert rw.returncode == 0, rw.stderr
+    assert rw.stdout.strip() == f"f|{primary}"          # the standby listed first is skipped
+    assert ro.returncode == 0, ro.stderr
+    assert ro.stdout.strip() == f"t|{standby}"          # the primary listed first is skipped
+    assert wr.returncode != 0 and "read-only transaction" in wr.stderr
