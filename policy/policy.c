@@ -222,6 +222,7 @@ policy_push_statement(lua_State *L, const struct sql_statement *st)
 static _Thread_local lua_Integer query_serial;
 static _Thread_local const struct policy_query *query_now;	/* the call's statement */
 static _Thread_local lua_Integer query_classified;		/* the serial `classified` is of */
+static _Thread_local bool query_fault;				/* an error left policy_query_index */
 
 /* WHERE over every UPDATE and DELETE: 1 all have one, 0 one lacks it, -1 there is none. */
 static int
@@ -247,7 +248,7 @@ policy_query_where(const struct sql_result *r, size_t nst, bool *analyze)
  * call cached are cleared at the start of the next one (policy_push_query).
  */
 static int
-policy_query_index(lua_State *L)
+policy_query_index_do(lua_State *L)
 {
 	const struct sql_result *r = classified;
 	const struct policy_query *q = query_now;
@@ -324,9 +325,10 @@ policy_query_index(lua_State *L)
 			return 0;
 		/* One kinds table per state, refilled: every kind true or false. */
 		lua_getfield(L, LUA_REGISTRYINDEX, "postern.q.kinds");
-		for (int k = SQL_KIND_SELECT; k < SQL_KIND_COUNT; k++) {
+		for (int k = SQL_KIND_SELECT; k < SQL_KIND_COUNT; k++) {	/* raw: no metamethod of the policy's runs */
+			lua_pushstring(L, sql_kind_name((enum sql_kind)k));
 			lua_pushboolean(L, (r->kinds & SQL_KIND_BIT(k)) != 0);
-			lua_setfield(L, -2, sql_kind_name((enum sql_kind)k));
+			lua_rawset(L, -3);
 		}
 		break;
 	case 't':
@@ -376,6 +378,22 @@ policy_query_index(lua_State *L)
 }
 
 /*
+ * __index of q. An error inside (the classifier failing, memory running out while a string or
+ * table is made) must deny even if the policy catches it with pcall and goes on to allow:
+ * query_fault stays set when the error jumps out, and policy_call denies.
+ */
+static int
+policy_query_index(lua_State *L)
+{
+	int n;
+
+	query_fault = true;
+	n = policy_query_index_do(L);
+	query_fault = false;
+	return n;
+}
+
+/*
  * Push the q table: the text and what the SQL classifier (policy/sql.c) makes of it: the kind
  * of the whole, every statement with its kind, tables, WHERE and EXPLAIN ANALYZE, and the flags
  * a careful policy denies on (unterminated, ambiguous, opaque). Both the classification and
@@ -386,6 +404,7 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 {
 	query_serial++;
 	query_now = q;
+	query_fault = false;
 	/* One q table (and one kinds table) per Lua state, reused: nothing is allocated per
 	 * statement unless the policy reads a string or a table. */
 	if (lua_getfield(L, LUA_REGISTRYINDEX, "postern.q") != LUA_TTABLE) {
@@ -394,6 +413,8 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 		lua_setfield(L, LUA_REGISTRYINDEX, "postern.q.kinds");
 		lua_createtable(L, 0, 4);
 		luaL_newmetatable(L, "postern.query");
+		lua_pushboolean(L, 0);
+		lua_setfield(L, -2, "__metatable");	/* the policy can neither see nor replace it */
 		lua_pushinteger(L, 0);
 		lua_pushcclosure(L, policy_query_index, 1);
 		lua_setfield(L, -2, "__index");
@@ -542,6 +563,12 @@ policy_call(const struct policy_session *s, const char *hook, const struct polic
 	if (v != POLICY_ALLOW && reason[0] == '\0')
 		snprintf(reason, rlen, "denied by policy");
 out:
+	if (query_fault) {
+		log_error("the policy could not read the statement; denied", "file=%s hook=%s sid=%s", ps->path, hook, s->id);
+		snprintf(reason, rlen, "the statement could not be classified; denied");
+		v = POLICY_DENY;
+		query_fault = false;
+	}
 	query_now = NULL;	/* a q kept past its call answers nothing */
 	lua_settop(L, 2);
 	return v;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -33,17 +34,25 @@ static void pg_upstream_poll(evutil_socket_t fd, short what, void *arg);
 void
 pg_upstream_free(struct pg_session *p)
 {
-	/* The goodbye libpq would have said: Terminate, at a message boundary only. */
-	if (p->upstream != NULL && p->conn == NULL && p->c_left == 0)
+	bool relayed = p->upstream != NULL;
+
+	/* The goodbye libpq would have said: Terminate, behind what is queued and only at a
+	 * message boundary (never inside a message the client is still streaming). */
+	if (relayed && p->c_left == 0)
 		if (io_send(p->upstream, "X\0\0\0\4", 5) == 0)
 			io_flush(p->upstream);
-	if (p->upstream != NULL)
+	if (relayed)
 		io_close(p->upstream);
 	p->upstream = NULL;
 	if (p->conn_ev != NULL)
 		event_free(p->conn_ev);
 	p->conn_ev = NULL;
 	if (p->conn != NULL) {
+		/* A plaintext target's PGconn, kept for its socket: libpq's own Terminate would go
+		 * straight to the socket after whatever the relay left there, perhaps inside a
+		 * message. Once relayed, the socket is shut first, so libpq sends nothing. */
+		if (relayed && PQsocket(p->conn) >= 0)
+			(void)shutdown(PQsocket(p->conn), SHUT_RDWR);
 		/* Nonblocking: the goodbye (Terminate, TLS close) never stalls the worker. */
 		PQsetnonblocking(p->conn, 1);
 		PQfinish(p->conn);
@@ -106,6 +115,7 @@ pg_upstream_detach(struct pg_session *p, SSL *ssl)
 	SSL_set_bio(ssl, bio, bio);
 	SSL_set_verify(ssl, SSL_get_verify_mode(ssl), NULL);
 	SSL_set_app_data(ssl, NULL);
+	SSL_set_default_passwd_cb_userdata(ssl, NULL);
 	SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
 	SSL_set_quiet_shutdown(ssl, 1);
 	SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);

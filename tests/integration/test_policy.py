@@ -185,3 +185,43 @@ end
     with policy(relay, probe):
         got = run(relay, "delete from Pt using secrets where pt.id = 1 and 'probe' = 'probe'")
     assert "kind=delete count=1 where=true tables=pt,secrets verb=delete prepared=false user=demo target=pg" in got[1], got
+
+
+# A policy that catches the error of reading q.text with no memory left, and allows anyway.
+CATCHES_A_FAILED_READ = """
+local hog
+function on_query(s, q)
+  hog = nil
+  pcall(function()               -- fill the policy's memory, in small pieces
+    while true do hog = { next = hog, s = string.rep("x", 512) } end
+  end)
+  local ok = pcall(function() return q.text end)   -- 60 KB: cannot be made now
+  hog = nil
+  collectgarbage()
+  if ok then return deny("the text could be read: the test proves nothing") end
+  return allow()
+end
+"""
+
+
+def test_an_error_reading_q_denies_even_when_the_policy_catches_it(relay):
+    """q's fields are made when read; if making one fails (out of memory, or the classifier),
+    the statement is denied whatever the policy returns after catching the error."""
+    with policy(relay, CATCHES_A_FAILED_READ):
+        got = run(relay, "select '" + "y" * 60000 + "'")
+        assert got is not None and got[0] == "42501", got
+        assert "could not be classified" in got[1]
+    assert run(relay, "select 1") is None
+
+
+def test_q_metatable_cannot_be_replaced_by_a_policy(relay):
+    with policy(relay, """
+function on_query(s, q)
+  pcall(setmetatable, q, nil)
+  if getmetatable(q) ~= false then return deny("the metatable is visible") end
+  if q.kind == nil then return deny("q lost its fields") end
+  return allow()
+end
+"""):
+        assert run(relay, "select 1") is None
+        assert run(relay, "select 2") is None
