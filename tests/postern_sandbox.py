@@ -59,10 +59,12 @@ class SandboxError(Exception):
 
 # ---------------------------------------------------------------- public API
 
-def up(dir, repo_root=None, relay=True, workers=2):
+def up(dir, repo_root=None, relay=True, workers=2, record=True, policy=True):
     """Start the sandbox in `dir` and return its environment variables.
 
-    relay=False skips posternd (servers only); workers is posternd's worker thread count. Raises SandboxError if `dir`
+    relay=False skips posternd (servers only); workers is posternd's worker thread count;
+    record=False leaves session recording off and policy=False gives the demo role no policy
+    file (benchmarks use both to measure what those features cost). Raises SandboxError if `dir`
     already holds a running sandbox, if posternd is wanted but not built, or
     if a server does not come up (everything started so far is stopped again).
     """
@@ -79,7 +81,7 @@ def up(dir, repo_root=None, relay=True, workers=2):
                                f"run `tests/sandbox down {dir}` first")
         _remove_stale(dir)
         try:
-            return _build(dir, repo_root, relay, workers)
+            return _build(dir, repo_root, relay, workers, record, policy)
         except BaseException:
             _stop_all(dir)
             raise
@@ -180,7 +182,7 @@ def relay_built(repo_root=None):
 
 # ---------------------------------------------------------------- build steps
 
-def _build(dir, repo_root, relay, workers=2):
+def _build(dir, repo_root, relay, workers=2, record=True, policy=True):
     build = build_dir(repo_root)
     posternd = os.path.join(build, "relay", "posternd")
     posternctl = os.path.join(build, "relay", "posternctl")
@@ -195,6 +197,7 @@ def _build(dir, repo_root, relay, workers=2):
         "pg_port": ports[0], "mysql_port": ports[1], "ssh_port": ports[2],
         "pg_tcp_port": ports[3], "mysql_tcp_port": ports[4], "ssh_tcp_port": ports[5],
         "api_port": ports[6], "pg_front_port": ports[7], "workers": int(workers),
+        "record": bool(record), "policy": bool(policy),
     }
     for sub in ("secrets", "state", "home"):
         os.makedirs(os.path.join(dir, sub), mode=0o700, exist_ok=True)
@@ -486,7 +489,7 @@ def _write_relay_config(ctx):
         f"listen = {{ postgres = {q('127.0.0.1:' + str(ctx['pg_front_port']))} }}",
         "",
     ]
-    if ctx.get("auditor_key"):
+    if ctx.get("auditor_key") and ctx.get("record", True):
         lines[-1:-1] = [
             "-- every session is recorded, encrypted to the sandbox auditor's key (POSTERN_AUDIT_KEY)",
             f"audit_dir = {q(d + '/audit')}",
@@ -555,7 +558,10 @@ def _write_roles(ctx):
         os.makedirs(os.path.join(d, sub), mode=0o755, exist_ok=True)
     policy = os.path.join(d, "policies", "demo.lua")
     _write(policy, DEMO_POLICY)
-    _write(os.path.join(d, "roles", "demo.lua"), DEMO_ROLE.format(user=DEMO_USER, policy=_lua_quote(policy)))
+    role = DEMO_ROLE.format(user=DEMO_USER, policy=_lua_quote(policy))
+    if not ctx.get("policy", True):
+        role = "".join(line for line in role.splitlines(keepends=True) if not line.lstrip().startswith("policy ="))
+    _write(os.path.join(d, "roles", "demo.lua"), role)
     _write(os.path.join(d, "ssh", "principals"), DEMO_USER + "\n")
 
 
