@@ -444,6 +444,10 @@ struct policy_args {
 	const struct policy_query *q;
 	const struct policy_command *c;
 	bool missing;		/* the policy has no such hook */
+	bool verdict_ok;	/* the hook returned allow(), deny() or terminate() */
+	enum policy_verdict verdict;
+	char *reason;		/* the verdict's reason, REASON_LEN bytes */
+	size_t reason_len;
 };
 
 /*
@@ -486,7 +490,38 @@ policy_protected(lua_State *L)
 		nargs++;
 	}
 	lua_call(L, nargs, 1);
-	return 1;
+	/* The verdict is read here, still protected and only with raw reads: a table the policy
+	 * returns with a metatable runs none of its code (an __index that errors or loops would
+	 * otherwise run outside the protected call, with no instruction budget). */
+	if (lua_touserdata(L, -1) == &policy_allow_token) {
+		a->verdict = POLICY_ALLOW;
+		a->verdict_ok = true;
+		return 0;
+	}
+	if (!lua_istable(L, -1))
+		return 0;
+	lua_pushliteral(L, "verdict");
+	if (lua_rawget(L, -2) != LUA_TSTRING)
+		return 0;
+	{
+		const char *v = lua_tostring(L, -1);
+
+		a->verdict = strcmp(v, "allow") == 0 ? POLICY_ALLOW : strcmp(v, "terminate") == 0 ? POLICY_TERMINATE :
+		    POLICY_DENY;
+		a->verdict_ok = true;
+	}
+	lua_pop(L, 1);
+	lua_pushliteral(L, "reason");
+	if (lua_rawget(L, -2) == LUA_TSTRING && a->reason_len > 0) {
+		size_t n = 0;
+		const char *r = lua_tolstring(L, -1, &n);
+
+		if (n >= a->reason_len)
+			n = a->reason_len - 1;
+		memcpy(a->reason, r, n);
+		a->reason[n] = '\0';
+	}
+	return 0;
 }
 
 /* Run HOOK with the session table and, when Q or C, the query or command table. */
@@ -494,11 +529,10 @@ static enum policy_verdict
 policy_call(const struct policy_session *s, const char *hook, const struct policy_query *q,
     const struct policy_command *c, char *reason, size_t rlen)
 {
-	struct policy_args args = { .s = s, .hook = hook, .q = q, .c = c };
+	struct policy_args args = { .s = s, .hook = hook, .q = q, .c = c, .reason = reason, .reason_len = rlen };
 	struct policy_state *ps;
 	enum policy_verdict v = POLICY_DENY;
 	lua_State *L;
-	const char *verdict;
 	char qmsg[512];
 
 	if (s->policy_file == NULL || s->policy_source == NULL)
@@ -520,9 +554,12 @@ policy_call(const struct policy_session *s, const char *hook, const struct polic
 		lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)policy_protected);
 	}
 	lua_pushlightuserdata(L, &args);
+	if (rlen > 0)
+		reason[0] = '\0';
 	if (sandbox_pcall(&ps->sb, 1, 1) != 0) {
 		log_error("policy error; denied", "file=%s hook=%s sid=%s error=%s", ps->path, hook, s->id,
-		    log_quote(qmsg, sizeof(qmsg), lua_tostring(L, -1)));
+		    log_quote(qmsg, sizeof(qmsg), lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) :
+		    "(an error value that is not a string)"));
 		snprintf(reason, rlen, "the policy failed (%s); denied", hook);
 		goto out;
 	}
@@ -530,36 +567,14 @@ policy_call(const struct policy_session *s, const char *hook, const struct polic
 		v = POLICY_ALLOW;	/* a missing hook allows, for that hook only */
 		goto out;
 	}
-	if (lua_touserdata(L, -1) == &policy_allow_token) {
-		reason[0] = '\0';
-		v = POLICY_ALLOW;
-		goto out;
-	}
-	if (!lua_istable(L, -1) || lua_getfield(L, -1, "verdict") != LUA_TSTRING) {
+	if (!args.verdict_ok) {
 		log_error("policy returned no verdict; denied", "file=%s hook=%s sid=%s", ps->path, hook, s->id);
 		snprintf(reason, rlen, "the policy gave no verdict (%s must return allow(), deny() or terminate())", hook);
 		goto out;
 	}
-	verdict = lua_tostring(L, -1);
-	lua_getfield(L, -2, "reason");
-	{
-		size_t n = 0;
-		const char *r = lua_tolstring(L, -1, &n);
-
-		if (r == NULL || rlen == 0)
-			n = 0;
-		else if (n >= rlen)
-			n = rlen - 1;
-		if (rlen > 0) {
-			if (n > 0)
-				memcpy(reason, r, n);
-			reason[n] = '\0';
-		}
-	}
-	if (strcmp(verdict, "allow") == 0)
-		v = POLICY_ALLOW;
-	else if (strcmp(verdict, "terminate") == 0)
-		v = POLICY_TERMINATE;
+	v = args.verdict;
+	if (v == POLICY_ALLOW && rlen > 0)
+		reason[0] = '\0';
 	if (v != POLICY_ALLOW && reason[0] == '\0')
 		snprintf(reason, rlen, "denied by policy");
 out:

@@ -225,3 +225,15 @@ end
 """):
         assert run(relay, "select 1") is None
         assert run(relay, "select 2") is None
+
+
+@pytest.mark.parametrize("index", ['function() error("boom") end', "function() while true do end end"])
+def test_a_verdict_with_a_hostile_metatable_is_denied_and_the_relay_goes_on(relay, index):
+    """What a hook returns is read raw: no code of the policy runs outside its protected,
+    budgeted call (before, an __index that errored took posternd down; one that looped hung
+    the worker)."""
+    with policy(relay, "function on_query(s, q) return setmetatable({}, { __index = %s }) end" % index):
+        got = run(relay, "select 1")
+        assert got is not None and got[0] == "42501" and "gave no verdict" in got[1], got
+    assert run(relay, "select 1") is None
+    assert relay.run(["posternctl", "status"]).returncode == 0
