@@ -235,34 +235,27 @@ roles_parse_one(struct roles_eval *ev, lua_State *L, struct role *r)
 	lua_pop(L, 2);
 }
 
-static void
-roles_load_file(struct roles_eval *ev, const char *path, struct roles *out)
+struct roles_parse_args {
+	struct roles_eval *ev;
+	const char *path;
+	struct roles *out;
+};
+
+/* The roles a script declared (slot 3; the arguments at 4). Protected and budgeted: a table
+ * the script built with a metatable may run code while it is read, and that code may fail,
+ * loop or run out of memory like any other. */
+static int
+roles_parse_protected(lua_State *L)
 {
-	struct sandbox sb;
-	lua_State *L;
-	size_t n;
+	struct roles_parse_args *a = lua_touserdata(L, 4);
+	struct roles_eval *ev = a->ev;
+	struct roles *out = a->out;
+	const char *path = a->path;
+	size_t n = lua_rawlen(L, 3);
 	struct role *grown;
 
-	if (sandbox_open(&sb, ROLES_MEM_MAX, ROLES_STEPS_MAX) != 0) {
-		roles_error(ev, 0, "out of memory");
-		return;
-	}
-	L = sb.L;
-	lua_newtable(L);	/* 1: settings (locals and helpers a script may keep) */
-	lua_newtable(L);	/* 2: lines */
-	lua_newtable(L);	/* 3: roles */
-	lua_newtable(L);	/* 4: globals */
-	sandbox_push_decl(L, 3, "role");
-	lua_setfield(L, 4, "role");
-	sandbox_push_env(L, 1, 2, 4, SANDBOX_OS_NONE);
-	if (sandbox_run_file(&sb, path, -1) != 0) {
-		fprintf(ev->errs, "%s\n", lua_tostring(L, -1));
-		ev->nerrs++;
-		goto out;
-	}
-	n = lua_rawlen(L, 3);
 	if ((grown = realloc(out->list, (out->n + n + 1) * sizeof(*grown))) == NULL)
-		goto out;
+		return luaL_error(L, "out of memory");
 	out->list = grown;
 	for (size_t i = 0; i < n; i++) {
 		struct role *r = &out->list[out->n];
@@ -282,6 +275,44 @@ roles_load_file(struct roles_eval *ev, const char *path, struct roles *out)
 				    out->list[j].file, out->list[j].line);
 		roles_parse_one(ev, L, r);
 		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+static void
+roles_load_file(struct roles_eval *ev, const char *path, struct roles *out)
+{
+	struct roles_parse_args args = { ev, path, out };
+	struct sandbox sb;
+	lua_State *L;
+
+	if (sandbox_open(&sb, ROLES_MEM_MAX, ROLES_STEPS_MAX) != 0) {
+		roles_error(ev, 0, "out of memory");
+		return;
+	}
+	L = sb.L;
+	lua_newtable(L);	/* 1: settings (locals and helpers a script may keep) */
+	lua_newtable(L);	/* 2: lines */
+	lua_newtable(L);	/* 3: roles */
+	lua_newtable(L);	/* 4: globals */
+	sandbox_push_decl(L, 3, "role");
+	lua_setfield(L, 4, "role");
+	sandbox_push_env(L, 1, 2, 4, SANDBOX_OS_NONE);
+	if (sandbox_run_file(&sb, path, -1) != 0) {
+		fprintf(ev->errs, "%s\n", lua_tostring(L, -1));
+		ev->nerrs++;
+		goto out;
+	}
+	lua_pushcfunction(L, roles_parse_protected);
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_pushlightuserdata(L, &args);
+	sb.steps = 0;
+	if (sandbox_pcall(&sb, 4, 0) != 0) {
+		fprintf(ev->errs, "%s: the role script could not be read: %s\n", path,
+		    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "an error");
+		ev->nerrs++;
 	}
 out:
 	sandbox_close(&sb);

@@ -721,6 +721,24 @@ config_run(struct config_eval *ev, struct sandbox *sb)
 	return 0;
 }
 
+struct config_parse_args {
+	struct config_eval *ev;
+	struct config *cfg;
+};
+
+/* Settings at 1, lines at 2, targets at 3, the arguments at 4. Protected and budgeted: a table
+ * the file built with a metatable may run code while it is read, and that code may fail, loop
+ * or run out of memory like any other. */
+static int
+config_parse_protected(lua_State *L)
+{
+	struct config_parse_args *a = lua_touserdata(L, 4);
+
+	config_settings_parse(a->ev, L, 1, 2, a->cfg);
+	config_targets_parse(a->ev, L, 3, a->cfg);
+	return 0;
+}
+
 int
 config_load(const char *path, struct config **out, char **errors)
 {
@@ -752,8 +770,21 @@ config_load(const char *path, struct config **out, char **errors)
 	cfg->path = strdup(path);
 	if (config_run(&ev, &sb) != 0)
 		goto out;
-	config_settings_parse(&ev, L, 1, 2, cfg);
-	config_targets_parse(&ev, L, 3, cfg);
+	{
+		struct config_parse_args args = { &ev, cfg };
+
+		lua_pushcfunction(L, config_parse_protected);
+		lua_pushvalue(L, 1);
+		lua_pushvalue(L, 2);
+		lua_pushvalue(L, 3);
+		lua_pushlightuserdata(L, &args);
+		sb.steps = 0;
+		if (sandbox_pcall(&sb, 4, 0) != 0) {
+			config_error(&ev, 0, "the configuration could not be read: %s",
+			    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "an error");
+			goto out;
+		}
+	}
 	if (cfg->state_dir == NULL)
 		config_error(&ev, 0, "state_dir is missing; expected state_dir = \"/var/lib/postern\" (a directory posternd owns)");
 	if (cfg->audit_dir == NULL && cfg->state_dir != NULL && asprintf(&cfg->audit_dir, "%s/audit", cfg->state_dir) < 0)

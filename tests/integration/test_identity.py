@@ -277,6 +277,21 @@ def test_broken_role_script_is_refused_and_old_roles_stay(env):
     env.write_roles(ROLES)
 
 
+def test_role_script_whose_tables_run_hostile_code_is_refused(env):
+    """Role tables are read inside the protected, budgeted call: an __index that loops makes
+    the reload fail, and posternd goes on with the old roles."""
+    _, _, creds = env.logged_in("alice", "alice6")
+    env.write_roles(ROLES + '\nrole "x" (setmetatable({ members = { "zed" } }, '
+                    '{ __index = function() while true do end end }))\n')
+    try:
+        r = env.relay.ctl("reload", check=False)
+        assert r.returncode != 0 and "role script could not be read" in r.stderr, r.stderr
+        with env.tls(env.echo_port, creds) as s:
+            assert echoes(s)
+    finally:
+        env.write_roles(ROLES)
+
+
 def test_users_ls_shows_roles_devices_and_locks(env):
     env.enrolled("alice")
     rows = {u["user"]: u for u in __import__("json").loads(env.relay.ctl("users", "ls", "--json").stdout)["users"]}

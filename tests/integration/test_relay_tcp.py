@@ -525,3 +525,21 @@ def test_admin_socket_in_use_by_a_running_posternd_is_one_clear_line_and_exit_1(
     assert echo_relay.admin_socket in line and "in use" in line
     echo_relay.ctl("status")          # the first one's socket is untouched
     assert_echoes(echo_relay.port)
+
+
+@pytest.mark.parametrize("index", ['function() error("boom") end', "function() while true do end end"])
+def test_reload_of_a_config_whose_tables_run_hostile_code_is_refused(echo_relay, echo, index):
+    """Reading the settings and target tables runs inside the sandbox's protected, budgeted
+    call: a metatable whose __index fails or loops makes the reload fail, not posternd."""
+    good = open(echo_relay.config_path).read()
+    with open(echo_relay.config_path, "a") as f:
+        f.write('target "hostile" (setmetatable({ protocol = "tcp" }, { __index = %s }))\n' % index)
+    try:
+        r = echo_relay.ctl("reload", check=False)
+        assert r.returncode != 0
+        assert "could not be read" in r.stderr or "error" in r.stderr, r.stderr
+        assert_echoes(echo_relay.port)
+        assert echo_relay.ctl("status").returncode == 0
+    finally:
+        with open(echo_relay.config_path, "w") as f:
+            f.write(good)
