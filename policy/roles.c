@@ -303,13 +303,7 @@ roles_load_file(struct roles_eval *ev, const char *path, struct roles *out)
 		ev->nerrs++;
 		goto out;
 	}
-	lua_pushcfunction(L, roles_parse_protected);
-	lua_pushvalue(L, 1);
-	lua_pushvalue(L, 2);
-	lua_pushvalue(L, 3);
-	lua_pushlightuserdata(L, &args);
-	sb.steps = 0;
-	if (sandbox_pcall(&sb, 4, 0) != 0) {
+	if (sandbox_read_decls(&sb, roles_parse_protected, &args) != 0) {
 		fprintf(ev->errs, "%s: the role script could not be read: %s\n", path,
 		    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "an error");
 		ev->nerrs++;

@@ -235,6 +235,18 @@ sandbox_pcall(struct sandbox *sb, int nargs, int nresults)
 	return r == LUA_OK ? 0 : -1;
 }
 
+int
+sandbox_read_decls(struct sandbox *sb, lua_CFunction fn, void *arg)
+{
+	lua_pushcfunction(sb->L, fn);
+	lua_pushvalue(sb->L, 1);
+	lua_pushvalue(sb->L, 2);
+	lua_pushvalue(sb->L, 3);
+	lua_pushlightuserdata(sb->L, arg);
+	sb->steps = 0;
+	return sandbox_pcall(sb, 4, 0);
+}
+
 static int
 sandbox_run_loaded(struct sandbox *sb, int env)
 {

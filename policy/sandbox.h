@@ -60,6 +60,14 @@ int sandbox_run_buffer(struct sandbox *sb, const char *text, size_t len, const c
 /* lua_pcall of the function under NARGS arguments within the budget (steps start from
  * sb->steps); 0, or -1 with the error message on the stack. */
 int sandbox_pcall(struct sandbox *sb, int nargs, int nresults) __attribute__((warn_unused_result));
+/*
+ * After a script ran with declarations (settings at 1, lines at 2, the declared list at 3):
+ * call FN protected and with a fresh instruction budget, with those three at 1..3 and ARG as
+ * a light userdata at 4, so that reading the tables the script built (whose metatables may run
+ * its code) can fail, loop or run out of memory only like the script itself. 0, or -1 with the
+ * error on the stack.
+ */
+int sandbox_read_decls(struct sandbox *sb, lua_CFunction fn, void *arg) __attribute__((warn_unused_result));
 
 /* The line of the Lua code that called the running C function (0 when unknown). */
 int sandbox_caller_line(lua_State *L);

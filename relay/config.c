@@ -773,13 +773,7 @@ config_load(const char *path, struct config **out, char **errors)
 	{
 		struct config_parse_args args = { &ev, cfg };
 
-		lua_pushcfunction(L, config_parse_protected);
-		lua_pushvalue(L, 1);
-		lua_pushvalue(L, 2);
-		lua_pushvalue(L, 3);
-		lua_pushlightuserdata(L, &args);
-		sb.steps = 0;
-		if (sandbox_pcall(&sb, 4, 0) != 0) {
+		if (sandbox_read_decls(&sb, config_parse_protected, &args) != 0) {
 			config_error(&ev, 0, "the configuration could not be read: %s",
 			    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "an error");
 			goto out;
