@@ -96,19 +96,6 @@ sandbox_env_newindex(lua_State *L)
 	return 0;
 }
 
-/* __index of an environment: upvalues 1 settings, 2 libraries. */
-static int
-sandbox_env_index(lua_State *L)
-{
-	lua_pushvalue(L, 2);
-	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-		return 1;
-	lua_pop(L, 1);
-	lua_pushvalue(L, 2);
-	lua_rawget(L, lua_upvalueindex(2));
-	return 1;
-}
-
 static void
 sandbox_copy_fields(lua_State *L, int from, int to, const char *const *names)
 {
@@ -170,13 +157,19 @@ sandbox_push_env(lua_State *L, int settings, int lines, int extra, enum sandbox_
 	lua_pushvalue(L, lines);
 	lua_pushcclosure(L, sandbox_env_newindex, 2);
 	lua_setfield(L, -2, "__newindex");
+	/* Reads look in the settings, then the libraries: tables as __index, so a global read is
+	 * the VM's own lookup, not a C call (a policy reads `allow` on every statement). */
 	lua_pushvalue(L, settings);
-	lua_pushvalue(L, libs);
-	lua_pushcclosure(L, sandbox_env_index, 2);
 	lua_setfield(L, -2, "__index");
 	lua_pushboolean(L, 0);
 	lua_setfield(L, -2, "__metatable");	/* scripts cannot unlock their environment */
 	lua_setmetatable(L, -2);
+	lua_createtable(L, 0, 2);
+	lua_pushvalue(L, libs);
+	lua_setfield(L, -2, "__index");
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
+	lua_setmetatable(L, settings);
 	lua_remove(L, libs);
 }
 
