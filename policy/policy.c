@@ -218,9 +218,9 @@ policy_push_statement(lua_State *L, const struct sql_statement *st)
 	lua_setfield(L, -2, "tables");
 }
 
-/* Serial number of the current policy call: lazily built q fields are valid only during it. */
+/* Serial number of the current on_query call (whether `classified` is this call's). */
 static _Thread_local lua_Integer query_serial;
-static _Thread_local const struct policy_query *query_now;	/* the call's statement */
+static _Thread_local const struct policy_query *query_now;	/* the call's statement; NULL between calls */
 static _Thread_local lua_Integer query_classified;		/* the serial `classified` is of */
 static _Thread_local bool query_fault;				/* an error left policy_query_index */
 
@@ -257,7 +257,8 @@ policy_query_index_do(lua_State *L)
 	bool analyze;
 	int where;
 
-	if (key == NULL || lua_tointeger(L, lua_upvalueindex(1)) != query_serial || q == NULL)
+	/* One q per Lua state, so a q is the current statement's exactly while a call runs. */
+	if (key == NULL || q == NULL)
 		return 0;
 	if (strcmp(key, "text") == 0) {
 		lua_pushlstring(L, q->text, q->len);
@@ -415,8 +416,7 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 		luaL_newmetatable(L, "postern.query");
 		lua_pushboolean(L, 0);
 		lua_setfield(L, -2, "__metatable");	/* the policy can neither see nor replace it */
-		lua_pushinteger(L, 0);
-		lua_pushcclosure(L, policy_query_index, 1);
+		lua_pushcfunction(L, policy_query_index);
 		lua_setfield(L, -2, "__index");
 		lua_setmetatable(L, -2);
 		lua_pushvalue(L, -1);
@@ -430,11 +430,6 @@ policy_push_query(lua_State *L, const struct policy_query *q)
 		lua_pushnil(L);
 		lua_rawset(L, -4);
 	}
-	lua_getmetatable(L, -1);
-	lua_getfield(L, -1, "__index");
-	lua_pushinteger(L, query_serial);
-	lua_setupvalue(L, -2, 1);
-	lua_pop(L, 2);
 	return 0;
 }
 
