@@ -195,8 +195,9 @@ config_read_secret(struct config_eval *ev, struct config_target *t, const char *
 static void
 config_target_parse(struct config_eval *ev, lua_State *L, struct config_target *t)
 {
-	char what[160], err[256], list[256];
-	char *proto = NULL;
+	char what[160], err[256], list[256], proto_buf[64];
+	char *got = NULL;
+	const char *proto = NULL;
 	int def;
 
 	snprintf(what, sizeof(what), "target \"%s\": ", t->name);
@@ -207,7 +208,14 @@ config_target_parse(struct config_eval *ev, lua_State *L, struct config_target *
 		return;
 	}
 	def = lua_gettop(L);
-	config_get_string(ev, L, def, what, t->line, "protocol", false, &proto);
+	config_get_string(ev, L, def, what, t->line, "protocol", false, &got);
+	/* Kept on the stack, not the heap: reading the rest of the table may raise an error (a
+	 * metatable's code) that unwinds past this function. */
+	if (got != NULL) {
+		snprintf(proto_buf, sizeof(proto_buf), "%s", got);
+		free(got);
+		proto = proto_buf;
+	}
 	if (proto == NULL) {
 		config_error(ev, t->line, "%sprotocol is missing; expected one of tcp, postgres, mysql, ssh", what);
 		goto out;
@@ -276,7 +284,6 @@ config_target_parse(struct config_eval *ev, lua_State *L, struct config_target *
 	config_check_readable(ev, t->line, what, "key_file", t->key_file);
 	config_check_readable(ev, t->line, what, "known_hosts_file", t->known_hosts_file);
 out:
-	free(proto);
 	lua_pop(L, 1);
 }
 
