@@ -3,7 +3,6 @@ on OpenJDK, with the demo user's certificate, against the sandbox's real Postgre
 speaks only the extended protocol: named server-side statements past its prepareThreshold,
 batches of Bind/Execute before one Sync, cursors with a row limit (PortalSuspended)."""
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -11,31 +10,11 @@ import urllib.parse
 
 import pytest
 
+from test_pg import DENY_FORBIDDEN, policy
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 JAR = "/usr/share/java/postgresql.jar"
 
-DENY_FORBIDDEN = """
-function on_query(s, q)
-  if q.text:find("forbidden", 1, true) then return deny("no forbidden things here") end
-  return allow()
-end
-"""
-
-
-@contextlib.contextmanager
-def policy(sb, text):
-    path = sb.env["POSTERN_POLICY_FILE"]
-    with open(path) as f:
-        saved = f.read()
-    with open(path, "w") as f:
-        f.write(text)
-    assert sb.run(["posternctl", "reload"]).returncode == 0
-    try:
-        yield
-    finally:
-        with open(path, "w") as f:
-            f.write(saved)
-        sb.run(["posternctl", "reload"])
 
 
 @pytest.fixture(scope="module")
