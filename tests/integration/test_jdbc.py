@@ -16,7 +16,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 JAR = "/usr/share/java/postgresql.jar"
 
 
-
 @pytest.fixture(scope="module")
 def jdbc(tmp_path_factory):
     """The compiled client; a missing JDK or driver is a failure (scripts/deps installs both)."""
