@@ -23,6 +23,7 @@ import psycopg2
 import pytest
 
 from relayutil import Relay, free_port, wait_for
+from test_pg import policy
 
 REC_HDR = 13          # record header: u8 type, u32 len, u64 ts (big-endian)
 EXIT_INTACT, EXIT_TAMPERED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_UNREADABLE = 0, 1, 2, 3, 4
@@ -124,21 +125,6 @@ def clone(sb, tmp_path, **settings):
         yield relay
     finally:
         relay.stop()
-
-
-@contextlib.contextmanager
-def policy(sb, text):
-    path = sb.env["POSTERN_POLICY_FILE"]
-    saved = open(path).read()
-    with open(path, "w") as f:
-        f.write(text)
-    assert sb.run(["posternctl", "reload"]).returncode == 0
-    try:
-        yield
-    finally:
-        with open(path, "w") as f:
-            f.write(saved)
-        sb.run(["posternctl", "reload"])
 
 
 @pytest.fixture
