@@ -26,33 +26,13 @@
 #include "client/targets.c"
 #include "tests/unit/check.h"
 #include "tests/unit/capture.h"
-
-static char root[] = "/tmp/postern-test-XXXXXX";
-static char out[8192];
-static char err[1024];
-
-/* Run FN(ARGC, ARGV) with stdout and stderr captured into OUT; its return value. */
-static int
-run_captured(int (*fn)(int, char **), int argc, char **argv)
-{
-	return capture_run(root, out, sizeof(out), fn, argc, argv);
-}
+#include "tests/unit/client_fixture.h"
 
 /* A fresh POSTERN_HOME under the test root; the struct home for it. */
 static void
 fresh_home(const char *name, struct home *h)
 {
-	char dir[256];
-
-	snprintf(dir, sizeof(dir), "%s/%s", root, name);
-	setenv("POSTERN_HOME", dir, 1);
-	CHECK(home_open(h, true, err, sizeof(err)) == 0);
-}
-
-static void
-put(const struct home *h, const char *name, const char *text)
-{
-	CHECK(home_write(h, name, text, strlen(text), err, sizeof(err)) == 0);
+	fresh_home_at(name, NULL, h);
 }
 
 /* A self-signed certificate valid until SECONDS from now and its key, as PEM, into CERT and KEY. */

@@ -20,6 +20,7 @@
 #include "client/login.c"
 #include "tests/unit/check.h"
 #include "tests/unit/capture.h"
+#include "tests/unit/client_fixture.h"
 
 /* Any CA certificate will do where no TLS handshake happens. */
 static const char test_ca_pem[] =
@@ -35,32 +36,11 @@ static const char test_ca_pem[] =
 	"Ao3k17vXwSRB5MrNkvNf/KvAyoRRpdWEYQ==\n"
 	"-----END CERTIFICATE-----\n";
 
-static char root[] = "/tmp/postern-test-XXXXXX";
-static char out[8192];
-static char err[512];
-
-/* Run FN(ARGC, ARGV) with stdout and stderr captured into OUT; its return value. */
-static int
-run_captured(int (*fn)(int, char **), int argc, char **argv)
-{
-	return capture_run(root, out, sizeof(out), fn, argc, argv);
-}
-
-/* A fresh POSTERN_HOME under the test root, not yet created; the struct home for it. */
+/* A fresh POSTERN_HOME under the test root; the struct home for it. */
 static void
 fresh_home(const char *name, struct home *h)
 {
-	char dir[256];
-
-	snprintf(dir, sizeof(dir), "%s/%s/postern", root, name);
-	setenv("POSTERN_HOME", dir, 1);
-	CHECK(home_open(h, true, err, sizeof(err)) == 0);
-}
-
-static void
-put(const struct home *h, const char *name, const char *text)
-{
-	CHECK(home_write(h, name, text, strlen(text), err, sizeof(err)) == 0);
+	fresh_home_at(name, "postern", h);
 }
 
 static bool
