@@ -181,7 +181,7 @@ pg_upstream_ready(struct pg_session *p)
 		(void)io_send(p->client, out, o);
 	}
 	log_info("target connected", "sid=%s target=%s host=%s login=%s tls=%s", p->s->idstr, p->s->target,
-	    host, p->id.login[0] ? p->id.login : p->target->user, ssl != NULL ? "yes" : "no");
+	    host, p->pol.login, ssl != NULL ? "yes" : "no");
 	pg_relay_start(p);
 }
 
@@ -268,7 +268,7 @@ pg_upstream_start(struct pg_session *p)
 	PG_KV("host", host);
 	PG_KV("hostaddr", addr);
 	PG_KV("port", port);
-	PG_KV("user", p->id.login[0] ? p->id.login : t->user);
+	PG_KV("user", p->pol.login);	/* the role's login, else the target's (pg_policy_session) */
 	PG_KV("password", t->password);
 	PG_KV("dbname", p->database);
 	PG_KV("sslmode", sslmode);
