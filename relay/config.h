@@ -52,6 +52,7 @@ struct config {
 	char *path;			/* the file, as given */
 	char *node;			/* this relay's name in logs and recordings */
 	int workers;			/* worker threads; 0 in the file means one per core */
+	int busy_poll;			/* µs a worker polls after activity before it sleeps; 0: never */
 	char *state_dir;
 	char *admin_socket;
 	char *log_file;			/* NULL: stderr */

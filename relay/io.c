@@ -60,6 +60,7 @@ io_set_tls_error(struct io *io, const char *what, unsigned long e)
  */
 static _Thread_local struct io *io_corked;
 static _Thread_local unsigned io_cb_depth;
+static _Thread_local unsigned long io_callbacks;	/* for io_activity() */
 
 static void
 io_kick(struct io *io)
@@ -112,6 +113,13 @@ static void
 io_cb_begin(void)
 {
 	io_cb_depth++;
+	io_callbacks++;
+}
+
+unsigned long
+io_activity(void)
+{
+	return io_callbacks;
 }
 
 /* A callback returned: send what it queued (kicks call nothing back, so the list holds). */

@@ -163,5 +163,7 @@ static inline void io_close(struct io *io) { io->ops->close(io); }
  * far as the socket takes it without waiting; nothing is called back. For a last message
  * before io_close, which drops what is left. */
 void io_flush(struct io *io);
+/* A count of the io callbacks this thread has run: it moves when work came in. */
+unsigned long io_activity(void);
 
 #endif

@@ -222,6 +222,7 @@ reload(char **errors)
 			log_error("cannot open the new log file; logging stays where it was", "log_file=%s", cfg->log_file);
 	}
 	log_set_level(cfg->log_level);
+	worker_set_busy_poll(cfg->busy_poll);
 	if ((cfg->api_listen == NULL) != (current->api_listen == NULL) ||
 	    (cfg->api_listen != NULL && strcmp(cfg->api_listen, current->api_listen) != 0))
 		log_warn("api_listen changed; takes effect at the next restart", "api_listen=%s",
@@ -453,6 +454,7 @@ main(int argc, char **argv)
 	nworkers = current->workers > 0 ? current->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (nworkers < 1)
 		nworkers = 1;
+	worker_set_busy_poll(current->busy_poll);
 	if (worker_start_all(nworkers) != 0) {
 		fprintf(stderr, "posternd: cannot start %d worker threads\n", nworkers);
 		return 1;

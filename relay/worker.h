@@ -29,6 +29,8 @@ void worker_dispatch(int fd, const struct sockaddr *peer, socklen_t peerlen, str
 /* Stop every loop and join the threads. */
 void worker_stop_all(void);
 int worker_count(void);
+/* How long a worker polls after work before it sleeps, in µs (config busy_poll); 0: never. */
+void worker_set_busy_poll(int us);
 /* Set the entry point for PROTOCOL (before worker_start_all). */
 void worker_set_protocol(enum config_protocol protocol, worker_accept_fn fn);
 

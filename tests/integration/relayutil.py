@@ -179,6 +179,12 @@ class Relay:
     def rss_kib(self):
         return rss_kib(self.proc.pid)
 
+    def cpu_seconds(self):
+        """User + system CPU time posternd has used so far, all threads."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def ctl(self, *args, check=True, timeout=15):
         """Run posternctl against this relay; CompletedProcess (text)."""
         r = subprocess.run([POSTERNCTL, "-s", self.admin_socket, *args], capture_output=True,

@@ -252,6 +252,59 @@ def test_thousand_idle_connections_are_accepted_and_listed(echo_relay, record_pr
     wait_for(lambda: echo_relay.session_count() == 0, 20, "every session to end")
 
 
+def paced_round_trips(port, seconds, gap):
+    """Round trips of 64 bytes through PORT for SECONDS, a pause of GAP seconds between them."""
+    with connect(port) as s:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            assert round_trip(s, b"p" * 64) == b"p" * 64
+            time.sleep(gap)
+
+
+@pytest.mark.parametrize("busy_poll", ["0", "5000"])
+def test_busy_polling_spins_only_while_traffic_comes_and_sleeps_when_it_stops(relays, echo, busy_poll):
+    """busy_poll = 5000: between round trips 1 ms apart the worker polls instead of sleeping,
+    so it keeps a core busy; busy_poll = 0 sleeps. Either way, once the traffic stops the
+    worker sleeps: an idle posternd uses next to no CPU."""
+    port = free_port()
+    relay = relays(Relay.tcp_target("echo", port, echo.port), busy_poll=busy_poll, workers="1")
+    paced_round_trips(port, 0.3, 0.001)                    # warm-up: the session, the worker
+    t0 = relay.cpu_seconds()
+    paced_round_trips(port, 1.5, 0.001)
+    busy = relay.cpu_seconds() - t0
+    time.sleep(0.2)
+    t1 = relay.cpu_seconds()
+    time.sleep(2)
+    idle = relay.cpu_seconds() - t1
+    print(f"busy_poll = {busy_poll}: {busy:.2f} CPU-s over 1.5 s of paced round trips, {idle:.2f} over 2 s idle")
+    assert idle < 0.1, "posternd kept polling after the traffic stopped"
+    if busy_poll == "0":
+        assert busy < 0.5, "posternd used CPU between round trips without busy polling"
+    elif not SANITIZED:
+        assert busy > 0.6, "the worker slept between round trips 1 ms apart despite busy_poll = 5000"
+
+
+def test_busy_poll_is_changed_by_a_reload_and_a_polling_relay_stops_promptly(relays, echo):
+    port = free_port()
+    relay = relays(Relay.tcp_target("echo", port, echo.port), busy_poll="10000", workers="1")
+    paced_round_trips(port, 0.2, 0.001)
+    relay.write_config(Relay.config(Relay.tcp_target("echo", port, echo.port), busy_poll="0", workers="1"))
+    relay.ctl("reload")
+    t0 = relay.cpu_seconds()
+    paced_round_trips(port, 1.0, 0.001)
+    assert relay.cpu_seconds() - t0 < 0.4, "busy_poll = 0 after the reload, but the worker still polls"
+    relay.write_config(Relay.config(Relay.tcp_target("echo", port, echo.port), busy_poll="10000", workers="1"))
+    relay.ctl("reload")
+    with connect(port) as s:
+        assert round_trip(s, b"last") == b"last"
+        t0 = time.monotonic()
+        relay.proc.send_signal(signal.SIGTERM)           # mid-poll: the worker must still stop
+        s.close()
+        relay.proc.wait(timeout=10)
+    assert relay.proc.returncode == 0
+    assert time.monotonic() - t0 < 5
+
+
 def test_unreachable_target_closes_the_client_promptly_and_is_logged(relays, echo):
     down_port, echo_port = free_port(), free_port()
     dead = free_port()   # nothing listens there

@@ -52,6 +52,7 @@ minimal_config_gets_defaults(void)
 	CHECK(cfg->state_dir[0] == '/');
 	CHECK_CONTAINS(cfg->admin_socket, "/state/admin.sock");
 	CHECK(cfg->workers == 0);
+	CHECK(cfg->busy_poll == 100);
 	CHECK(cfg->log_file == NULL);
 	CHECK(cfg->log_level == LOG_LEVEL_INFO);
 	CHECK(cfg->buffer_limit == 256u << 10);
@@ -70,6 +71,7 @@ full_config_is_read_into_fields(void)
 	CHECK(config_load(write_config("full.lua",
 	    "node = 'relay-' .. 'a'\n"
 	    "workers = 3\n"
+	    "busy_poll = 0\n"
 	    "state_dir = '/var/lib/postern'\n"
 	    "admin_socket = 'admin.sock'\n"
 	    "log_level = 'debug'\n"
@@ -90,6 +92,7 @@ full_config_is_read_into_fields(void)
 	}
 	CHECK_STR(cfg->node, "relay-a");
 	CHECK(cfg->workers == 3);
+	CHECK(cfg->busy_poll == 0);
 	CHECK_STR(cfg->state_dir, "/var/lib/postern");
 	CHECK_CONTAINS(cfg->admin_socket, "/admin.sock");
 	CHECK(cfg->log_level == LOG_LEVEL_DEBUG);
@@ -100,7 +103,7 @@ full_config_is_read_into_fields(void)
 	CHECK(t != NULL && t->protocol == CONFIG_PROTOCOL_TCP);
 	CHECK(t != NULL && strcmp(t->listen, "127.0.0.1:17002") == 0);
 	t = config_target_find(cfg, "pg");
-	CHECK(t != NULL && t->protocol == CONFIG_PROTOCOL_POSTGRES && t->line == 12);
+	CHECK(t != NULL && t->protocol == CONFIG_PROTOCOL_POSTGRES && t->line == 13);
 	CHECK(t != NULL && t->password_file[0] == '/');
 	CHECK(t != NULL && strcmp(t->sslmode, "verify-full") == 0);
 	CHECK(t != NULL && t->password != NULL && strcmp(t->password, "secret") == 0);
@@ -131,11 +134,12 @@ syntax_error_names_its_line(void)
 static void
 wrong_types_are_reported_with_what_is_expected(void)
 {
-	char *e = load_errors("state_dir = 's'\nworkers = 'two'\nlog_level = 'loud'\nbuffer_limit = 10\n");
+	char *e = load_errors("state_dir = 's'\nworkers = 'two'\nlog_level = 'loud'\nbuffer_limit = 10\nbusy_poll = -1\n");
 
 	CHECK_CONTAINS(e, "bad.lua:2: workers must be a whole number from 0 to 256");
 	CHECK_CONTAINS(e, "bad.lua:3: log_level \"loud\" is not one of debug, info, warn, error");
 	CHECK_CONTAINS(e, "bad.lua:4: buffer_limit must be a whole number");
+	CHECK_CONTAINS(e, "bad.lua:5: busy_poll must be a whole number from 0 to 10000");
 	free(e);
 }
 
