@@ -538,12 +538,12 @@ def test_target_that_is_down_gets_08006(relay):
     assert relay_alive(relay)
 
 
-def test_target_gets_a_terminate_when_the_client_goes(relay):
-    """posternd frees libpq's connection once it is up and says the goodbye itself: a client
-    that leaves inside a transaction (socket closed, no Terminate of its own) still makes the
-    backend end cleanly, without "unexpected EOF ... with an open transaction"."""
+def vanish_inside_a_transaction(relay, **dsn_extra):
+    """A client that leaves inside a transaction (socket closed, no Terminate of its own): the
+    backend must end cleanly, without "unexpected EOF ... with an open transaction", which
+    it logs unless posternd says the goodbye (a Terminate at a message boundary)."""
     log = os.path.join(relay.env["POSTERN_DIR"], "pg", "postgres.log")
-    c = psycopg2.connect(dsn(relay, application_name="goodbye-check"))
+    c = psycopg2.connect(dsn(relay, application_name="goodbye-check", **dsn_extra))
     cur = c.cursor()
     cur.execute("select pg_backend_pid()")          # psycopg2 opened a transaction
     pid = cur.fetchone()[0]
@@ -567,6 +567,34 @@ def test_target_gets_a_terminate_when_the_client_goes(relay):
         f.seek(size)
         tail = f.read()
     assert f"[{pid}]" not in tail or "unexpected EOF" not in tail, tail
+
+
+def test_target_gets_a_terminate_when_the_client_goes(relay):
+    """posternd frees libpq's connection once it is up and says the goodbye itself."""
+    vanish_inside_a_transaction(relay)
+
+
+def test_a_target_without_tls_works_and_gets_a_terminate_when_the_client_goes(relay):
+    """sslmode = "disable": libpq keeps the connection (there is no SSL to take over), and
+    its socket is shut before PQfinish, so libpq's own Terminate can never land inside a
+    message; the goodbye is posternd's, as over TLS."""
+    e = relay.env
+    with extra_target(relay, f'target "pg-plain" {{ protocol = "postgres", address = "127.0.0.1:{e["POSTERN_PG_PORT"]}", '
+                             f'user = "app_plain", password_file = "{e["POSTERN_PG_PLAIN_PASSWORD_FILE"]}", '
+                             f'database = "appdb", sslmode = "disable" }}'):
+        r = psql(relay, "-At", "-c", "select current_user, ssl from pg_stat_ssl where pid = pg_backend_pid()",
+                 dsn_extra={"dbname": "pg-plain"})
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "app_plain|f"           # the onward hop really is plaintext
+        r = psql(relay, "-At", "-c", "select count(*) from generate_series(1, 100000)", dsn_extra={"dbname": "pg-plain"})
+        assert r.returncode == 0 and r.stdout.strip() == "100000", r.stderr
+        vanish_inside_a_transaction(relay, dbname="pg-plain")
+    with extra_target(relay, f'target "pg-plain-tls" {{ protocol = "postgres", address = "127.0.0.1:{e["POSTERN_PG_PORT"]}", '
+                             f'user = "app_plain", password_file = "{e["POSTERN_PG_PLAIN_PASSWORD_FILE"]}", '
+                             f'database = "appdb", ca_file = "{e["POSTERN_TLS_CA"]}" }}'):
+        r = psql(relay, "-c", "select 1", dsn_extra={"dbname": "pg-plain-tls"})
+    assert r.returncode != 0                               # the sandbox lets app_plain in only without TLS
+    assert relay_alive(relay)
 
 
 def test_upstream_dying_mid_query_ends_that_session_only(relay):
