@@ -138,6 +138,11 @@ identity_check_x509(const struct config *cfg, X509 *cert, const char *target, st
 	}
 	if (ca_verify_x509(id_ca, cert, time(NULL), (int)cfg->clock_skew, &g, reason, rlen) != 0)
 		return -1;
+	if (users_serial_revoked(g.serial)) {
+		snprintf(reason, rlen, "certificate %llu was revoked: the device it was issued to was removed; "
+		    "run postern login on an enrolled device", (unsigned long long)g.serial);
+		return -1;
+	}
 	if (identity_check_access(cfg, g.user, target, out, reason, rlen) != 0)
 		return -1;
 	out->serial = g.serial;
@@ -154,6 +159,8 @@ identity_sweep_pred(const struct session_info *info, void *arg)
 		return NULL;
 	if (users_locked(info->user, NULL, 0))
 		return "access revoked: the user is locked";
+	if (info->serial != 0 && users_serial_revoked(info->serial))
+		return "access revoked: the certificate's device was removed";
 	if (roles_grant(&cfg->roles, info->user, info->target) == NULL)
 		return "access revoked: no role grants this target any more";
 	return NULL;
@@ -468,7 +475,7 @@ identity_api_login(const struct config *cfg, json_t *req, const char *peer, int 
 	for (size_t i = 0; i < cfg->roles.n; i++)
 		if (roles_is_member(&cfg->roles.list[i], user))
 			json_array_append_new(roles, json_string(cfg->roles.list[i].name));
-	users_record_login(user, device, g.serial);
+	users_record_login(user, device, g.serial, g.not_after);
 	log_info("login", "user=%s device=%s client=%s serial=%llu expires=%lld mfa=%s", user, device, peer,
 	    (unsigned long long)g.serial, (long long)g.not_after, mfa ? "totp" : "none");
 	*status = 200;
@@ -584,12 +591,15 @@ identity_admin(const struct config *cfg, const char *cmd, json_t *req)
 	}
 	if (strcmp(cmd, "users.rm-device") == 0) {
 		const char *device = json_string_value(json_object_get(req, "device"));
+		size_t n;
 
 		if (!api_name_ok(device, 16) || users_device_rm(user, device) != 0)
 			return admin_error("no such device for %s; see posternctl users ls --json", user);
-		log_info("device removed", "user=%s device=%s", user, device);
-		snprintf(msg, sizeof(msg), "device %s of %s removed", device, user);
-		return json_pack("{s:b, s:s}", "ok", 1, "message", msg);
+		n = identity_sweep(cfg);
+		log_info("device removed", "user=%s device=%s sessions_ended=%zu", user, device, n);
+		snprintf(msg, sizeof(msg), "device %s of %s removed; its certificates are revoked; %zu live session%s ending",
+		    device, user, n, n == 1 ? "" : "s");
+		return json_pack("{s:b, s:s, s:I}", "ok", 1, "message", msg, "sessions_ended", (json_int_t)n);
 	}
 	return admin_error("unknown command %s", cmd);
 }

@@ -36,7 +36,7 @@ usage(FILE *out)
 	    "  users invite USER [--ttl 24h]   a one-time enrolment invite for USER\n"
 	    "  users lock USER [--reason R]    lock USER now and end their live sessions\n"
 	    "  users unlock USER\n"
-	    "  users rm-device USER DEVICE     forget one of USER's enrolled devices\n");
+	    "  users rm-device USER DEVICE     forget one of USER's enrolled devices and revoke its certificates\n");
 	ctl_audit_usage(out);
 	fprintf(out,
 	    "\n"

@@ -97,10 +97,11 @@ session_set_state(struct session *s, enum session_state state)
 }
 
 void
-session_set_user(struct session *s, const char *user)
+session_set_user(struct session *s, const char *user, uint64_t serial)
 {
 	pthread_mutex_lock(&registry_lock);
 	snprintf(s->user, sizeof(s->user), "%s", user);
+	s->serial = serial;
 	pthread_mutex_unlock(&registry_lock);
 }
 
@@ -149,6 +150,7 @@ session_info_fill(const struct session *s, struct session_info *info)
 	memcpy(info->id, s->idstr, sizeof(info->id));
 	info->protocol = s->protocol;
 	memcpy(info->user, s->user, sizeof(info->user));
+	info->serial = s->serial;
 	memcpy(info->target, s->target, sizeof(info->target));
 	memcpy(info->client_addr, s->client_addr, sizeof(info->client_addr));
 	info->started = s->started;

@@ -34,6 +34,7 @@ struct session {
 	char idstr[17];			/* id as 16 hex digits */
 	enum config_protocol protocol;
 	char user[64];			/* "" until authenticated */
+	uint64_t serial;		/* the client certificate's; 0 until authenticated */
 	char target[64];		/* target name */
 	char client_addr[64];		/* "ip:port" of the client */
 	double started;			/* wall clock, seconds */
@@ -60,8 +61,9 @@ struct session *session_new(struct event_base *base, int worker, struct config *
     enum config_protocol protocol, const char *target_name, const struct sockaddr *client,
     const struct session_ops *ops, void *proto);
 void session_set_state(struct session *s, enum session_state state);
-/* Record who the session belongs to, once authenticated (under the registry lock). */
-void session_set_user(struct session *s, const char *user);
+/* Record who the session belongs to, once authenticated, and the serial of the certificate
+ * that said so (under the registry lock). */
+void session_set_user(struct session *s, const char *user, uint64_t serial);
 const char *session_state_name(enum session_state state);
 /* Unregister S now and free it one loop later, when no event of this pass can still name it. */
 void session_free(struct session *s);
@@ -83,6 +85,7 @@ struct session_info {
 	char id[17];
 	enum config_protocol protocol;
 	char user[64];
+	uint64_t serial;		/* the client certificate's; 0 before authentication */
 	char target[64];
 	char client_addr[64];
 	double started;

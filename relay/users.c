@@ -4,10 +4,15 @@
  * Invite codes are stored only as SHA-256 hashes: a copy of the state file gives no usable
  * invite. Layout:
  *   { "version": 1, "serial": N,
- *     "users": { "alice": { "devices": { "d…": { "name", "key" (base64), "created", "last_login" } },
+ *     "users": { "alice": { "devices": { "d…": { "name", "key" (base64), "created", "last_login",
+ *                                                "certs": { serial: not_after } } },
  *                           "totp": base64, "totp_step": N, "locked": bool, "lock_reason",
  *                           "last_login" } },
- *     "invites": { sha256hex: { "user", "expires" } } }
+ *     "invites": { sha256hex: { "user", "expires" } },
+ *     "revoked": { serial: not_after } }
+ * A device's "certs" are the certificates issued to it that have not yet expired; removing the
+ * device moves them to "revoked", which every new connection checks and which drops a
+ * certificate a day after its end (clock skew is far below that).
  */
 #include "relay/users.h"
 
@@ -38,22 +43,39 @@ struct users_lock_entry {
 	char user[64];
 	char reason[160];
 };
-static pthread_rwlock_t locks_rw = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_rwlock_t locks_rw = PTHREAD_RWLOCK_INITIALIZER;	/* locks and revoked */
 static struct users_lock_entry *locks;
 static size_t nlocks;
+static uint64_t *revoked;		/* sorted serials */
+static size_t nrevoked;
 
-/* Rebuild the copy of locks from the document. Called with users_mu held. */
+#define USERS_REVOKED_KEEP	(24 * 3600)	/* seconds a revoked serial is kept past its end */
+
+static int
+users_serial_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Rebuild the copies of locks and revoked serials from the document. Called with users_mu held. */
 static void
 users_locks_rebuild(void)
 {
 	struct users_lock_entry *fresh, *old;
-	json_t *users = json_object_get(users_doc, "users"), *u;
+	json_t *users = json_object_get(users_doc, "users"), *u, *gone = json_object_get(users_doc, "revoked"), *v;
+	uint64_t *serials, *old_serials;
 	const char *name;
-	size_t n = 0;
+	size_t n = 0, ns = 0;
 
 	fresh = calloc(json_object_size(users) + 1, sizeof(*fresh));
-	if (fresh == NULL)
-		return;	/* keep the old copy: locks only ever stay, never vanish, on failure */
+	serials = calloc(json_object_size(gone) + 1, sizeof(*serials));
+	if (fresh == NULL || serials == NULL) {
+		free(fresh);
+		free(serials);
+		return;	/* keep the old copies: locks and revocations only ever stay, never vanish, on failure */
+	}
 	json_object_foreach(users, name, u) {
 		if (!json_is_true(json_object_get(u, "locked")))
 			continue;
@@ -62,12 +84,32 @@ users_locks_rebuild(void)
 		    json_string_value(json_object_get(u, "lock_reason")) ? json_string_value(json_object_get(u, "lock_reason")) : "");
 		n++;
 	}
+	json_object_foreach(gone, name, v)
+		serials[ns++] = strtoull(name, NULL, 10);
+	qsort(serials, ns, sizeof(*serials), users_serial_cmp);
 	pthread_rwlock_wrlock(&locks_rw);
 	old = locks;
 	locks = fresh;
 	nlocks = n;
+	old_serials = revoked;
+	revoked = serials;
+	nrevoked = ns;
 	pthread_rwlock_unlock(&locks_rw);
 	free(old);
+	free(old_serials);
+}
+
+/* Drop the entries of OBJ ({ serial: not_after }) that ended before CUTOFF. */
+static void
+users_prune_serials(json_t *obj, json_int_t cutoff)
+{
+	const char *key;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(obj, tmp, key, v)
+		if (json_integer_value(v) < cutoff)
+			json_object_del(obj, key);
 }
 
 static int
@@ -131,6 +173,9 @@ users_close(void)
 	free(locks);
 	locks = NULL;
 	nlocks = 0;
+	free(revoked);
+	revoked = NULL;
+	nrevoked = 0;
 	pthread_rwlock_unlock(&locks_rw);
 	json_decref(users_doc);
 	users_doc = NULL;
@@ -252,14 +297,35 @@ users_device_key(const char *user, const char *id, uint8_t key[USERS_DEVICE_KEY_
 int
 users_device_rm(const char *user, const char *id)
 {
-	json_t *u;
+	json_t *u, *dev, *gone, *v;
+	const char *serial;
 	int r = -1;
 
 	pthread_mutex_lock(&users_mu);
-	if ((u = users_get(user, false)) != NULL && json_object_del(json_object_get(u, "devices"), id) == 0)
+	if ((u = users_get(user, false)) != NULL && (dev = json_object_get(json_object_get(u, "devices"), id)) != NULL) {
+		/* Its certificates go on the revoked list before the device goes. */
+		if ((gone = json_object_get(users_doc, "revoked")) == NULL)
+			json_object_set_new(users_doc, "revoked", gone = json_object());
+		users_prune_serials(gone, (json_int_t)time(NULL) - USERS_REVOKED_KEEP);
+		json_object_foreach(json_object_get(dev, "certs"), serial, v)
+			json_object_set(gone, serial, v);
+		json_object_del(json_object_get(u, "devices"), id);
 		r = users_save();
+		users_locks_rebuild();
+	}
 	pthread_mutex_unlock(&users_mu);
 	return r;
+}
+
+bool
+users_serial_revoked(uint64_t serial)
+{
+	bool found;
+
+	pthread_rwlock_rdlock(&locks_rw);
+	found = nrevoked > 0 && bsearch(&serial, revoked, nrevoked, sizeof(*revoked), users_serial_cmp) != NULL;
+	pthread_rwlock_unlock(&locks_rw);
+	return found;
 }
 
 int
@@ -358,17 +424,24 @@ users_locked(const char *user, char *reason, size_t rlen)
 }
 
 void
-users_record_login(const char *user, const char *device, uint64_t serial)
+users_record_login(const char *user, const char *device, uint64_t serial, time_t not_after)
 {
-	json_t *u, *dev;
+	json_t *u, *dev, *certs;
 	json_int_t now = (json_int_t)time(NULL);
+	char key[24];
 
 	pthread_mutex_lock(&users_mu);
 	u = users_get(user, true);
 	json_object_set_new(u, "last_login", json_integer(now));
 	json_object_set_new(u, "last_serial", json_integer((json_int_t)serial));
-	if ((dev = json_object_get(json_object_get(u, "devices"), device)) != NULL)
+	if ((dev = json_object_get(json_object_get(u, "devices"), device)) != NULL) {
 		json_object_set_new(dev, "last_login", json_integer(now));
+		if ((certs = json_object_get(dev, "certs")) == NULL)
+			json_object_set_new(dev, "certs", certs = json_object());
+		users_prune_serials(certs, now);
+		snprintf(key, sizeof(key), "%llu", (unsigned long long)serial);
+		json_object_set_new(certs, key, json_integer((json_int_t)not_after));
+	}
 	(void)users_save();
 	pthread_mutex_unlock(&users_mu);
 }

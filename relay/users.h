@@ -33,7 +33,10 @@ int users_invite_redeem(const char *code, char *user, size_t ulen, char *err, si
 int users_device_add(const char *user, const char *name, const uint8_t key[USERS_DEVICE_KEY_LEN],
     char *id, size_t idlen) __attribute__((warn_unused_result));
 bool users_device_key(const char *user, const char *id, uint8_t key[USERS_DEVICE_KEY_LEN]);
+/* Forget device ID of USER; the certificates issued to it that have not expired are revoked. */
 int users_device_rm(const char *user, const char *id) __attribute__((warn_unused_result));
+/* Was certificate SERIAL revoked (its device removed)? Takes no lock a login's fsync holds. */
+bool users_serial_revoked(uint64_t serial);
 
 int users_totp_set(const char *user, const uint8_t secret[USERS_TOTP_LEN]) __attribute__((warn_unused_result));
 /* The secret and the last time step accepted (codes at or before it are replays). */
@@ -45,7 +48,8 @@ int users_unlock(const char *user) __attribute__((warn_unused_result));
 /* Is USER locked? REASON (may be NULL) gets why. */
 bool users_locked(const char *user, char *reason, size_t rlen);
 
-void users_record_login(const char *user, const char *device, uint64_t serial);
+/* USER logged in from DEVICE and got certificate SERIAL, valid until NOT_AFTER. */
+void users_record_login(const char *user, const char *device, uint64_t serial, time_t not_after);
 uint64_t users_next_serial(void);
 
 /* Everyone in ROLES or in the store: user, roles, devices, locked, last login. */

@@ -377,7 +377,7 @@ pg_startup(struct pg_session *p, const struct pg_startup *st)
 		pg_fatal(p, PG_SQLSTATE_INVALID_AUTHORIZATION, "%s", reason);
 		return;
 	}
-	session_set_user(p->s, p->id.user);
+	session_set_user(p->s, p->id.user, p->id.serial);
 	if (!pg_keep_params(p, st))
 		return;
 	pg_policy_session(p);

@@ -208,7 +208,7 @@ tcp_authorised(struct tcp_session *t, struct io *io)
 		tcp_close(t, "access denied");
 		return;
 	}
-	session_set_user(s, id.user);
+	session_set_user(s, id.user, id.serial);
 	log_info("access granted", "sid=%s protocol=tcp target=%s user=%s role=%s serial=%llu", s->idstr, s->target,
 	    id.user, id.role->name, (unsigned long long)id.serial);
 	if (!tcp_policy_connect(t, &id) || !tcp_audit_open(t, &id))

@@ -80,6 +80,16 @@ def env(tmp_path_factory):
     e.close()
 
 
+def assert_refused(env, creds):
+    """A connection with CREDS to the echo target ends without relaying a byte."""
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        with env.tls(env.echo_port, creds) as s:
+            s.settimeout(3)
+            s.sendall(b"x")
+            if s.recv(10) == b"":
+                raise ConnectionResetError("closed")
+
+
 def echoes(sock, data=b"hello through postern"):
     sock.sendall(data)
     got = b""
@@ -194,11 +204,7 @@ def test_certificate_from_another_ca_is_refused(env, tmp_path):
                        check=True, capture_output=True)
         creds = {"cert.pem": f"{d}/cert.pem", "key.pem": f"{d}/key.pem",
                  "ca.crt": os.path.join(env.relay.dir, "state", "ca.crt")}
-        with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
-            with env.tls(env.echo_port, creds) as s:
-                s.sendall(b"x")
-                if s.recv(10) == b"":
-                    raise ConnectionResetError("closed")
+        assert_refused(env, creds)
     finally:
         other.cleanup()
 
@@ -212,11 +218,7 @@ def test_tampered_certificate_is_refused(env):
     lines[5] = body[:10] + ("A" if body[10] != "A" else "B") + body[11:]
     with open(creds["cert.pem"], "w") as f:
         f.write("\n".join(lines) + "\n")
-    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
-        with env.tls(env.echo_port, creds) as s:
-            s.sendall(b"x")
-            if s.recv(10) == b"":
-                raise ConnectionResetError("closed")
+    assert_refused(env, creds)
 
 
 def test_expired_certificate_is_refused(env):
@@ -225,11 +227,7 @@ def test_expired_certificate_is_refused(env):
     with env.tls(env.echo_port, creds) as s:
         assert echoes(s), "valid at first"
     time.sleep(max(0, reply["expires"] - time.time()) + 1.5)
-    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
-        with env.tls(env.echo_port, creds) as s:
-            s.sendall(b"x")
-            if s.recv(10) == b"":
-                raise ConnectionResetError("closed")
+    assert_refused(env, creds)
 
 
 def test_lock_ends_live_sessions_within_a_second_and_refuses_login(env):
@@ -245,11 +243,7 @@ def test_lock_ends_live_sessions_within_a_second_and_refuses_login(env):
     env.relay.wait_log(r'reason="access revoked: the user is locked"')
     status, reply, _ = dev.login(env.api)
     assert status == 403 and reply["code"] == "locked" and "left the company" in reply["error"]
-    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError, AssertionError)):
-        with env.tls(env.echo_port, creds) as s:
-            s.settimeout(3)
-            s.sendall(b"x")
-            assert s.recv(10) != b""
+    assert_refused(env, creds)
     env.relay.ctl("users", "unlock", "dave")
     assert dev.login(env.api)[0] == 200
 
@@ -306,6 +300,31 @@ def test_removed_device_cannot_log_in(env):
     env.relay.ctl("users", "rm-device", "alice", dev.device_id)
     status, reply, _ = dev.login(env.api)
     assert status == 403 and reply["code"] == "unknown_device"
+
+
+def test_removed_device_loses_its_certificates_and_its_live_sessions(env):
+    """A lost laptop: removing the device revokes the certificates issued to it (live
+    sessions end at once, new connections are refused, also after a restart), while the
+    user's other device goes on."""
+    lost, _, creds = env.logged_in("alice", "alice-lost")
+    _, _, desk = env.logged_in("alice", "alice-desk")
+    with env.tls(env.echo_port, creds) as s, env.tls(env.echo_port, desk) as keep:
+        assert echoes(s) and echoes(keep)
+        t0 = time.monotonic()
+        out = env.relay.ctl("users", "rm-device", "alice", lost.device_id).stdout
+        assert "certificates are revoked; 1 live session ending" in out, out
+        s.settimeout(2)
+        assert s.recv(10) == b""
+        assert time.monotonic() - t0 < 1.0
+        assert echoes(keep)
+    env.relay.wait_log(r'reason="access revoked: the certificate\'s device was removed"')
+    assert_refused(env, creds)
+    env.relay.wait_log(r"certificate \d+ was revoked: the device it was issued to was removed")
+    env.relay.stop()
+    env.relay.start()
+    assert_refused(env, creds)
+    with env.tls(env.echo_port, desk) as keep:
+        assert echoes(keep)
 
 
 def test_brute_force_hits_the_rate_limit(env):
