@@ -357,6 +357,8 @@ struct sql_stmt_walk {
 	bool ud_unbounded;		/* ... and an UPDATE or DELETE had no WHERE of its own */
 	enum sql_tab_state tab;
 	bool tab_call;			/* a name followed by '(' is a function */
+	bool prev_name;			/* the previous token is a word or a quoted identifier, prev_tok */
+	struct sql_token prev_tok;
 	size_t nparts;
 	bool parts_overflow;
 	struct sql_token parts[SQL_NAME_PARTS_MAX];
@@ -1411,6 +1413,177 @@ sql_verb_kind(struct sql_walk *w, struct sql_level *L, const struct sql_token *t
 	}
 }
 
+/*
+ * Functions whose call does what a weak kind does not say: `SELECT setval('s', 1)` writes,
+ * `SELECT pg_terminate_backend(42)` administers, `SELECT pg_read_file('/etc/passwd')` reads
+ * the server's files, `SELECT dblink_exec('…', 'DROP TABLE t')` runs SQL that is not in the
+ * text. A call of one (by its last name part, so pg_catalog.setval too) folds its kind into
+ * the statement's, as a sub-statement would. Functions of the database's own can do anything
+ * their owner allowed and are not known here: a policy that cares lists what it allows.
+ */
+#define SQL_CALL_PG	0x1u
+#define SQL_CALL_MY	0x2u
+
+static const struct sql_call {
+	const char *name;
+	unsigned dialects;
+	enum sql_kind kind;
+	bool opaque;		/* runs SQL given as a value */
+} sql_calls[] = {
+	{ "nextval", SQL_CALL_PG | SQL_CALL_MY, SQL_KIND_INSERT, false },	/* a new value, as an insert makes */
+	{ "setval", SQL_CALL_PG | SQL_CALL_MY, SQL_KIND_UPDATE, false },
+	{ "lo_create", SQL_CALL_PG, SQL_KIND_UPDATE, false },
+	{ "lo_creat", SQL_CALL_PG, SQL_KIND_UPDATE, false },
+	{ "lo_unlink", SQL_CALL_PG, SQL_KIND_UPDATE, false },
+	{ "lo_put", SQL_CALL_PG, SQL_KIND_UPDATE, false },
+	{ "lo_from_bytea", SQL_CALL_PG, SQL_KIND_UPDATE, false },
+	{ "lowrite", SQL_CALL_PG, SQL_KIND_UPDATE, false },
+	{ "lo_truncate", SQL_CALL_PG, SQL_KIND_UPDATE, false },
+	{ "lo_truncate64", SQL_CALL_PG, SQL_KIND_UPDATE, false },
+	{ "lo_import", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "lo_export", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_read_file", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_read_binary_file", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_stat_file", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_ls_dir", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_ls_logdir", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_ls_waldir", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_ls_tmpdir", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_ls_archive_statusdir", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_ls_logicalsnapdir", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_ls_logicalmapdir", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_ls_replslotdir", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_file_write", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_file_rename", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_file_unlink", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "pg_file_sync", SQL_CALL_PG, SQL_KIND_COPY, false },
+	{ "load_file", SQL_CALL_MY, SQL_KIND_COPY, false },
+	{ "pg_terminate_backend", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_cancel_backend", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_reload_conf", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_rotate_logfile", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_promote", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_switch_wal", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_create_restore_point", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_backup_start", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_backup_stop", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_start_backup", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_stop_backup", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_wal_replay_pause", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_wal_replay_resume", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_create_physical_replication_slot", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_create_logical_replication_slot", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_copy_physical_replication_slot", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_copy_logical_replication_slot", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_drop_replication_slot", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_replication_slot_advance", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_logical_slot_get_changes", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_logical_slot_get_binary_changes", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_logical_emit_message", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_replication_origin_create", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_replication_origin_drop", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_replication_origin_advance", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_replication_origin_session_setup", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_log_backend_memory_contexts", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_import_system_collations", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_stat_reset", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_stat_reset_shared", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_stat_reset_single_table_counters", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_stat_reset_single_function_counters", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_stat_reset_slru", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_stat_reset_replication_slot", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_stat_reset_subscription_stats", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_notify", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_advisory_lock", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_advisory_lock_shared", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_advisory_xact_lock", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_advisory_xact_lock_shared", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_try_advisory_lock", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_try_advisory_lock_shared", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_try_advisory_xact_lock", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_try_advisory_xact_lock_shared", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_advisory_unlock", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_advisory_unlock_shared", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "pg_advisory_unlock_all", SQL_CALL_PG, SQL_KIND_OTHER, false },
+	{ "get_lock", SQL_CALL_MY, SQL_KIND_OTHER, false },
+	{ "release_lock", SQL_CALL_MY, SQL_KIND_OTHER, false },
+	{ "release_all_locks", SQL_CALL_MY, SQL_KIND_OTHER, false },
+	{ "master_pos_wait", SQL_CALL_MY, SQL_KIND_OTHER, false },
+	{ "source_pos_wait", SQL_CALL_MY, SQL_KIND_OTHER, false },
+	{ "master_gtid_wait", SQL_CALL_MY, SQL_KIND_OTHER, false },
+	{ "dblink", SQL_CALL_PG, SQL_KIND_DDL, true },
+	{ "dblink_exec", SQL_CALL_PG, SQL_KIND_DDL, true },
+	{ "dblink_open", SQL_CALL_PG, SQL_KIND_DDL, true },
+	{ "dblink_send_query", SQL_CALL_PG, SQL_KIND_DDL, true },
+	{ "query_to_xml", SQL_CALL_PG, SQL_KIND_DDL, true },
+	{ "query_to_xmlschema", SQL_CALL_PG, SQL_KIND_DDL, true },
+	{ "query_to_xml_and_xmlschema", SQL_CALL_PG, SQL_KIND_DDL, true },
+	{ "sys_exec", SQL_CALL_MY, SQL_KIND_DDL, true },
+	{ "sys_eval", SQL_CALL_MY, SQL_KIND_DDL, true },
+};
+
+/* NAME (a word, or a quoted identifier: exact in PostgreSQL) equals the lower-case LIT. */
+static bool
+sql_name_is(const struct sql_token *name, bool pg, const char *lit)
+{
+	if (name->type == SQL_TOK_QIDENT) {
+		size_t n = strlen(lit);
+
+		if (name->body_len != n)
+			return false;
+		return pg ? memcmp(name->body, lit, n) == 0 : sql_keyword_cmp(name->body, n, lit) == 0;
+	}
+	return sql_keyword_cmp(name->ptr, name->len, lit) == 0;
+}
+
+/*
+ * set_config(name, ...) sets a setting, as SET does, unless the setting is role or
+ * session_authorization, which change who the session is (dcl, as SET ROLE). A name that is
+ * not a plain literal of setting-name characters could be either: dcl.
+ */
+static enum sql_kind
+sql_set_config_kind(const struct sql_walk *w)
+{
+	struct sql_lexer lx = w->lx;
+	struct sql_token a;
+
+	sql_lex_next(&lx, &a);
+	if (a.type != SQL_TOK_STRING || a.body_len == 0)
+		return SQL_KIND_DCL;
+	for (size_t i = 0; i < a.body_len; i++) {
+		uint8_t c = a.body[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.'))
+			return SQL_KIND_DCL;
+	}
+	if (sql_keyword_cmp(a.body, a.body_len, "role") == 0 || sql_keyword_cmp(a.body, a.body_len, "session_authorization") == 0)
+		return SQL_KIND_DCL;
+	return SQL_KIND_SET;
+}
+
+/* NAME is followed by '(': a call, of a function that may do more than its statement says. */
+static void
+sql_walk_call(struct sql_walk *w, const struct sql_token *name)
+{
+	bool pg = w->lx.dialect == SQL_DIALECT_POSTGRES;
+	unsigned d = pg ? SQL_CALL_PG : SQL_CALL_MY;
+
+	if (name->type == SQL_TOK_WORD && name->kw != SQL_KW_NONE)
+		return;	/* IN (, VALUES (, EXISTS (, ...: no function of ours is a keyword */
+	if (pg && sql_name_is(name, pg, "set_config")) {
+		sql_walk_fold(w, sql_set_config_kind(w));
+		return;
+	}
+	for (size_t i = 0; i < sizeof(sql_calls) / sizeof(sql_calls[0]); i++) {
+		if (!(sql_calls[i].dialects & d) || !sql_name_is(name, pg, sql_calls[i].name))
+			continue;
+		sql_walk_fold(w, sql_calls[i].kind);
+		if (sql_calls[i].opaque && (!w->s.explain || w->s.analyze))
+			w->s.opaque = true;
+		return;
+	}
+}
+
 /* A statement's verb T at level L: the statement's own, or a sub-statement's. */
 static void
 sql_walk_verb(struct sql_walk *w, struct sql_level *L, const struct sql_token *t)
@@ -1810,6 +1983,11 @@ sql_walk_token(struct sql_walk *w, const struct sql_token *t)
 {
 	struct sql_level *L;
 
+	if (t->type == SQL_TOK_LPAREN && w->s.prev_name)
+		sql_walk_call(w, &w->s.prev_tok);
+	w->s.prev_name = t->type == SQL_TOK_WORD || t->type == SQL_TOK_QIDENT;
+	if (w->s.prev_name)
+		w->s.prev_tok = *t;
 	if (!sql_tab_feed(w, t)) {
 		if (t->type == SQL_TOK_LPAREN) {
 			sql_walk_open(w);

@@ -86,6 +86,7 @@ def test_read_only_role_allows_reads(relay):
         assert run(relay, "select count(*) from pt") is None
         assert run(relay, "explain select * from pt") is None
         assert run(relay, "begin; select 1; commit") is None
+        assert run(relay, "select set_config('search_path', 'public', false)") is None
 
 
 @pytest.mark.parametrize("sql", [
@@ -101,6 +102,12 @@ def test_read_only_role_allows_reads(relay):
     "copy pt to stdout",
     "grant all on pt to public",
     "select 'unterminated",
+    # functions that write, administer, read server files or become someone else
+    "select set_config('role', 'postgres', false)",
+    "select pg_terminate_backend(pg_backend_pid())",
+    "select pg_catalog.pg_read_file('postgresql.conf')",
+    "select setval('pt_id_seq', 1)",
+    "select dblink_exec('dbname=appdb', 'drop table pt')",
 ])
 def test_read_only_role_denies_everything_else(relay, sql):
     with policy(relay, READ_ONLY):
