@@ -579,7 +579,8 @@ out:
 		v = POLICY_DENY;
 		query_fault = false;
 	}
-	query_now = NULL;	/* a q kept past its call answers nothing */
+	query_now = NULL;	/* between calls q describes nothing; a q kept in s.state describes the
+				 * statement of whichever later call reads it (docs/policy.md) */
 	lua_settop(L, 2);
 	return v;
 }
