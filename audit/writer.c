@@ -746,6 +746,7 @@ audit_writer_main(void *arg)
 {
 	double next_health = 0, next_retention = util_now_mono() + 5;
 
+	(void)pthread_setname_np(pthread_self(), "pst-audit");
 	pthread_mutex_lock(&aw.mu);
 	for (;;) {
 		struct audit_chunk *list;

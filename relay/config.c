@@ -25,6 +25,9 @@
 #define CONFIG_WORKERS_MAX	256
 #define CONFIG_BUSY_POLL_MAX	10000	/* µs */
 #define CONFIG_BUSY_POLL_DEFAULT 100
+#define CONFIG_WORKER_SLICE_MIN	100	/* µs: the kernel's bounds for a custom slice */
+#define CONFIG_WORKER_SLICE_MAX	100000
+#define CONFIG_WORKER_SLICE_DEFAULT 100
 #define CONFIG_BUFFER_MIN	(16u << 10)
 #define CONFIG_BUFFER_MAX	(1u << 30)
 #define CONFIG_AUDITORS_MAX	64
@@ -324,7 +327,7 @@ config_targets_parse(struct config_eval *ev, lua_State *L, int list, struct conf
 }
 
 static const char *const config_settings[] = {
-	"node", "workers", "busy_poll", "state_dir", "admin_socket", "log_file", "log_level", "shutdown_grace",
+	"node", "workers", "busy_poll", "worker_slice", "state_dir", "admin_socket", "log_file", "log_level", "shutdown_grace",
 	"connect_timeout", "handshake_timeout", "buffer_limit", "roles_dir", "max_ttl", "clock_skew",
 	"invite_ttl", "api_listen", "api_url", "api_max_connections", "api_connection_lifetime", "tls_names", "tls_cert_file", "tls_key_file", "listen",
 	"max_message", "max_statement", "idle_in_transaction_timeout", "policy_instructions", "policy_memory", "allow_truncated_statements",
@@ -484,6 +487,16 @@ config_setting(struct config_eval *ev, lua_State *L, const char *key, int line, 
 	if (strcmp(key, "busy_poll") == 0) {
 		if (config_integer(ev, L, line, key, 0, CONFIG_BUSY_POLL_MAX, &n))
 			cfg->busy_poll = (int)n;
+		return;
+	}
+	if (strcmp(key, "worker_slice") == 0) {
+		if (config_integer(ev, L, line, key, 0, CONFIG_WORKER_SLICE_MAX, &n)) {
+			if (n != 0 && n < CONFIG_WORKER_SLICE_MIN)
+				config_error(ev, line, "worker_slice must be 0 (the kernel's default) or %d to %d µs",
+				    CONFIG_WORKER_SLICE_MIN, CONFIG_WORKER_SLICE_MAX);
+			else
+				cfg->worker_slice = (int)n;
+		}
 		return;
 	}
 	if (strcmp(key, "buffer_limit") == 0) {
@@ -659,7 +672,7 @@ config_settings_parse(struct config_eval *ev, lua_State *L, int settings, int li
 			if (strcmp(key, config_settings[i]) == 0)
 				known = true;
 		if (!known)
-			config_error(ev, line, "unknown setting \"%s\"; expected one of node, workers, busy_poll, state_dir, admin_socket, "
+			config_error(ev, line, "unknown setting \"%s\"; expected one of node, workers, busy_poll, worker_slice, state_dir, admin_socket, "
 			    "log_file, log_level, shutdown_grace, connect_timeout, handshake_timeout, buffer_limit, "
 			    "roles_dir, max_ttl, clock_skew, invite_ttl, api_listen, api_url, api_max_connections, "
 			    "api_connection_lifetime, tls_names, tls_cert_file, "
@@ -691,6 +704,7 @@ config_defaults(struct config *cfg)
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->shutdown_grace = 30;
 	cfg->busy_poll = CONFIG_BUSY_POLL_DEFAULT;
+	cfg->worker_slice = CONFIG_WORKER_SLICE_DEFAULT;
 	cfg->connect_timeout = 10;
 	cfg->handshake_timeout = 15;
 	cfg->buffer_limit = 256u << 10;

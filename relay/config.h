@@ -53,6 +53,7 @@ struct config {
 	char *node;			/* this relay's name in logs and recordings */
 	int workers;			/* worker threads; 0 in the file means one per core */
 	int busy_poll;			/* µs a worker polls after activity before it sleeps; 0: never */
+	int worker_slice;		/* µs of CPU slice a worker thread asks the scheduler for; 0: its default */
 	char *state_dir;
 	char *admin_socket;
 	char *log_file;			/* NULL: stderr */

@@ -223,6 +223,7 @@ reload(char **errors)
 	}
 	log_set_level(cfg->log_level);
 	worker_set_busy_poll(cfg->busy_poll);
+	worker_set_slice(cfg->worker_slice);
 	if ((cfg->api_listen == NULL) != (current->api_listen == NULL) ||
 	    (cfg->api_listen != NULL && strcmp(cfg->api_listen, current->api_listen) != 0))
 		log_warn("api_listen changed; takes effect at the next restart", "api_listen=%s",
@@ -455,6 +456,7 @@ main(int argc, char **argv)
 	if (nworkers < 1)
 		nworkers = 1;
 	worker_set_busy_poll(current->busy_poll);
+	worker_set_slice(current->worker_slice);
 	if (worker_start_all(nworkers) != 0) {
 		fprintf(stderr, "posternd: cannot start %d worker threads\n", nworkers);
 		return 1;

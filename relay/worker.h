@@ -31,6 +31,9 @@ void worker_stop_all(void);
 int worker_count(void);
 /* How long a worker polls after work before it sleeps, in µs (config busy_poll); 0: never. */
 void worker_set_busy_poll(int us);
+/* The scheduler slice each worker thread asks for, in µs (config worker_slice); 0: the kernel's
+ * default. Takes effect at each worker's next loop pass. */
+void worker_set_slice(int us);
 /* Set the entry point for PROTOCOL (before worker_start_all). */
 void worker_set_protocol(enum config_protocol protocol, worker_accept_fn fn);
 

@@ -305,6 +305,67 @@ def test_busy_poll_is_changed_by_a_reload_and_a_polling_relay_stops_promptly(rel
     assert time.monotonic() - t0 < 5
 
 
+def thread_slices(pid):
+    """{thread name: scheduler slice in ns} of PID's threads, from sched_getattr(2), which on
+    Linux 6.12 and later reports a fair task's slice as sched_runtime."""
+    import ctypes
+    import os
+
+    class SchedAttr(ctypes.Structure):
+        _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32), ("flags", ctypes.c_uint64),
+                    ("nice", ctypes.c_int32), ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+                    ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64),
+                    ("util_min", ctypes.c_uint32), ("util_max", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            name = f.read().strip()
+        a = SchedAttr()
+        assert libc.syscall(315, int(tid), ctypes.byref(a), ctypes.sizeof(a), 0) == 0  # SYS_sched_getattr
+        out[name] = a.runtime
+    return out
+
+
+def custom_slices_supported():
+    """Whether this kernel keeps a custom slice for SCHED_OTHER (EEVDF, Linux 6.12+)."""
+    import platform
+    major, minor = (int(x) for x in platform.release().split(".")[:2])
+    return (major, minor) >= (6, 12)
+
+
+def test_workers_are_named_and_ask_for_a_short_slice_which_a_reload_changes(relays, echo):
+    """Each worker thread is called pst-worker-N (the recording writer pst-audit, so `top -H`
+    tells them apart) and asks the scheduler for worker_slice µs (default 100): a relaying
+    thread that many sessions wait on should run soon after it is woken."""
+    port = free_port()
+    relay = relays(Relay.tcp_target("echo", port, echo.port), workers="2")
+    assert_echoes(port)
+    slices = wait_for(lambda: (lambda s: s if "pst-worker-1" in s else None)(thread_slices(relay.pid)),
+                      5, "named worker threads")
+    assert {"pst-worker-0", "pst-worker-1"} <= set(slices), slices
+    if not custom_slices_supported():
+        pytest.skip("this kernel has no custom scheduler slices (Linux 6.12+)")
+    assert slices["pst-worker-0"] == slices["pst-worker-1"] == 100_000
+    relay.write_config(Relay.config(Relay.tcp_target("echo", port, echo.port), workers="2", worker_slice="0"))
+    relay.ctl("reload")
+    assert_echoes(port)             # the workers wake, and take the new value on their next pass
+    wait_for(lambda: thread_slices(relay.pid)["pst-worker-0"] != 100_000, 5, "the kernel's default slice")
+    relay.write_config(Relay.config(Relay.tcp_target("echo", port, echo.port), workers="2", worker_slice="2000"))
+    relay.ctl("reload")
+    assert_echoes(port)
+    wait_for(lambda: thread_slices(relay.pid)["pst-worker-0"] == 2_000_000, 5, "a 2 ms slice")
+
+
+@pytest.mark.parametrize("value", ["50", "100001", "-1", "\"fast\""])
+def test_worker_slice_out_of_range_is_refused_by_check(relays, value):
+    relay = relays("", worker_slice=value, start=False)
+    r = run_posternd("--check", "-c", relay.config_path)
+    assert r.returncode == 1
+    assert "worker_slice" in r.stderr, r.stderr
+
+
 def test_unreachable_target_closes_the_client_promptly_and_is_logged(relays, echo):
     down_port, echo_port = free_port(), free_port()
     dead = free_port()   # nothing listens there
