@@ -110,7 +110,7 @@ config_protocol_name(enum config_protocol protocol)
 /* Fields each protocol accepts, besides protocol, address and description. */
 static const char *const config_fields_tcp[] = { "listen", "benchmark_plaintext", NULL };
 static const char *const config_fields_postgres[] = {
-	"database", "user", "password_file", "ca_file", "sslmode", "target_session_attrs", NULL };
+	"database", "user", "password_file", "ca_file", "sslmode", "target_session_attrs", "connect", NULL };
 static const char *const config_fields_mysql[] = {
 	"database", "user", "password_file", "ca_file", NULL };
 static const char *const config_fields_ssh[] = { "login", "key_file", "known_hosts_file", NULL };
@@ -256,6 +256,16 @@ config_target_parse(struct config_eval *ev, lua_State *L, struct config_target *
 	config_get_string(ev, L, def, what, t->line, "sslmode", false, &t->sslmode);
 	config_get_string(ev, L, def, what, t->line, "target_session_attrs", false, &t->target_session_attrs);
 	config_get_string(ev, L, def, what, t->line, "login", false, &t->login);
+	{
+		char *connect = NULL;
+
+		config_get_string(ev, L, def, what, t->line, "connect", false, &connect);
+		if (connect != NULL && strcmp(connect, "lazy") != 0 && strcmp(connect, "eager") != 0)
+			config_error(ev, t->line, "%sconnect must be \"eager\" (the target at login, the default) or "
+			    "\"lazy\" (the target at the first query, once its parameters are known)", what);
+		t->lazy_connect = connect != NULL && strcmp(connect, "lazy") == 0;
+		free(connect);
+	}
 	config_get_string(ev, L, def, what, t->line, "key_file", true, &t->key_file);
 	config_get_string(ev, L, def, what, t->line, "known_hosts_file", true, &t->known_hosts_file);
 	if (t->address == NULL)

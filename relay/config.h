@@ -39,6 +39,7 @@ struct config_target {
 	char *ca_file;			/* postgres, mysql: CA that signs the target's certificate */
 	char *sslmode;			/* postgres: libpq sslmode for the onward hop */
 	char *target_session_attrs;	/* postgres: e.g. "read-write" to find the primary */
+	bool lazy_connect;		/* postgres: connect = "lazy": the target at the first query */
 	char *password;			/* the password_file's content, read at load; never logged */
 	char *login;			/* ssh: target login */
 	char *key_file;			/* ssh: private key for the onward hop */

@@ -46,11 +46,14 @@ pg_cancel_register(struct pg_session *p)
 	struct pg_cancel_key *k = calloc(1, sizeof(*k));
 	uint32_t rnd[2];
 
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-		memset(rnd, 0, sizeof(rnd));
-	p->key_pid = (rnd[0] & 0x7fffffff) | 1;	/* positive, like a real pid */
-	p->key_secret = rnd[1];
-	if (k == NULL || (k->cancel = PQgetCancel(p->conn)) == NULL) {
+	/* A client answered from the parameter cache got its key before the target was connected. */
+	if (p->key_pid == 0) {
+		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+			memset(rnd, 0, sizeof(rnd));
+		p->key_pid = (rnd[0] & 0x7fffffff) | 1;	/* positive, like a real pid */
+		p->key_secret = rnd[1];
+	}
+	if (p->conn == NULL || k == NULL || (k->cancel = PQgetCancel(p->conn)) == NULL) {
 		free(k);
 		return;
 	}

@@ -25,6 +25,7 @@
 static void pg_client_read(struct io *io, void *arg);
 static void pg_client_drain(struct io *io, void *arg);
 static void pg_client_event(struct io *io, enum io_event ev, void *arg);
+static void pg_unpark(struct pg_session *p);
 
 static const struct io_callbacks pg_client_cb = { pg_client_read, pg_client_drain, pg_client_event };
 
@@ -343,6 +344,62 @@ pg_audit_open(struct pg_session *p)
 	return false;
 }
 
+/*
+ * connect = "lazy": answer the startup from the parameter cache (AuthenticationOk, the target's
+ * parameters as last seen, posternd's BackendKeyData, ReadyForQuery) and leave the target
+ * unconnected until the client sends something. False on a cache miss: connect now.
+ */
+static bool
+pg_park(struct pg_session *p)
+{
+	uint8_t out[4096];
+	size_t o = pg_build_auth_ok(out, sizeof(out)), n;
+
+	if ((n = pg_param_cached(p, out + o, sizeof(out) - o - 64)) == 0)
+		return false;
+	o += n;
+	pg_cancel_register(p);		/* the key only: the target's half comes with its connection */
+	o += pg_build_backend_key(out + o, sizeof(out) - o, p->key_pid, p->key_secret);
+	o += pg_build_ready(out + o, sizeof(out) - o, PG_TXN_IDLE);
+	p->answered = true;
+	p->state = PG_STATE_PARKED;
+	session_set_state(p->s, SESSION_STATE_ACTIVE);
+	if (p->timer != NULL)
+		event_del(p->timer);
+	(void)io_send(p->client, out, o);
+	log_debug("target connection deferred", "sid=%s target=%s", p->s->idstr, p->s->target);
+	/* A first message sent right behind the startup packet is in the buffer already. */
+	if (io_readable(p->client) > 0)
+		pg_unpark(p);
+	return true;
+}
+
+/* The client of a parked session sent its first message: connect the target now (it waits in
+ * the buffer meanwhile), unless the message is a Terminate. */
+static void
+pg_unpark(struct pg_session *p)
+{
+	uint8_t type;
+	struct timeval tv;
+
+	if (io_peek(p->client, &type, 1) < 1)
+		return;
+	if (type == PG_MSG_TERMINATE) {
+		pg_close(p, "client quit");
+		return;
+	}
+	p->state = PG_STATE_CONNECTING;
+	session_set_state(p->s, SESSION_STATE_CONNECTING);
+	if (p->timer != NULL) {
+		tv.tv_sec = (time_t)p->s->cfg->connect_timeout + 1;
+		tv.tv_usec = 0;
+		event_add(p->timer, &tv);
+	}
+	pg_upstream_start(p);
+	if (p->state == PG_STATE_CONNECTING && io_readable(p->client) >= p->s->cfg->buffer_limit)
+		io_set_reading(p->client, false);
+}
+
 static void
 pg_startup(struct pg_session *p, const struct pg_startup *st)
 {
@@ -390,6 +447,8 @@ pg_startup(struct pg_session *p, const struct pg_startup *st)
 	log_info("access granted", "sid=%s protocol=postgres target=%s user=%s role=%s database=%s serial=%llu",
 	    p->s->idstr, p->s->target, p->id.user, p->id.role->name, p->database[0] ? p->database : "-",
 	    (unsigned long long)p->id.serial);
+	if (p->target->lazy_connect && pg_park(p))
+		return;
 	p->state = PG_STATE_CONNECTING;
 	session_set_state(p->s, SESSION_STATE_CONNECTING);
 	pg_upstream_start(p);
@@ -461,6 +520,9 @@ pg_client_read(struct io *io, void *arg)
 	case PG_STATE_RELAY:
 		pg_relay_client_read(p);
 		return;
+	case PG_STATE_PARKED:
+		pg_unpark(p);
+		return;
 	case PG_STATE_CONNECTING:
 		/* Early queries wait in the buffer, within the same bound as any other. */
 		if (io_readable(io) >= p->s->cfg->buffer_limit)
@@ -504,7 +566,8 @@ pg_client_event(struct io *io, enum io_event ev, void *arg)
 		pg_startup_read(p);
 		return;
 	case IO_EVENT_EOF:
-		pg_close(p, p->state == PG_STATE_RELAY ? "client closed the connection" : "client left during setup");
+		pg_close(p, p->state == PG_STATE_RELAY || p->state == PG_STATE_PARKED ? "client closed the connection" :
+		    "client left during setup");
 		return;
 	case IO_EVENT_ERROR:
 	case IO_EVENT_TIMEOUT:

@@ -20,6 +20,7 @@
 enum pg_state {
 	PG_STATE_STARTUP = 0,	/* reading the startup packet (plaintext, or again after TLS) */
 	PG_STATE_TLS,		/* TLS handshake with the client */
+	PG_STATE_PARKED,	/* answered from the parameter cache; the target waits for the first message */
 	PG_STATE_CONNECTING,	/* libpq is connecting to the target */
 	PG_STATE_RELAY,		/* relaying messages */
 	PG_STATE_CLOSING,	/* sending a last error, then gone */
@@ -44,6 +45,7 @@ struct pg_session {
 	struct identity id;
 	bool tls;				/* the client speaks TLS */
 	bool gss_refused;			/* a GSSENCRequest was answered 'N' already */
+	bool answered;				/* the client had its startup answer from the parameter cache */
 	char database[128];			/* database on the target */
 	char application_name[64];
 	char *options;				/* "-c name=value" for the other startup parameters */
@@ -83,6 +85,8 @@ void pg_close(struct pg_session *p, const char *reason);
 /* upstream.c */
 void pg_upstream_start(struct pg_session *p);
 void pg_upstream_free(struct pg_session *p);
+/* Connect = "lazy": the cached ParameterStatus messages for P (into OUT), or 0 on a miss. */
+size_t pg_param_cached(struct pg_session *p, uint8_t *out, size_t cap);
 
 /* relay.c */
 void pg_relay_start(struct pg_session *p);

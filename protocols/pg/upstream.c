@@ -7,6 +7,7 @@
  * PGconn is freed: it would otherwise hold its 32 KiB of buffers for the whole session.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,141 @@ static const char *const pg_reported[] = {
 };
 
 static void pg_upstream_poll(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * The parameter cache, for targets with connect = "lazy". Each connection to a target stores
+ * what the target reported (pg_reported but application_name, which is the client's own),
+ * under the target, the login, the database and the startup options, for this configuration
+ * generation. A later client with the same key is answered from it at once and the target is
+ * connected only when the client sends its first message (PgBouncer's model): an idle client
+ * then holds no target connection, no backend and none of its memory. The real values follow
+ * as ParameterStatus messages when the connection is made, ahead of the first reply.
+ */
+#define PG_PARAM_CACHE_SLOTS	64
+#define PG_PARAM_VALUES_MAX	1024	/* bytes of the values of one entry */
+
+struct pg_param_entry {
+	char *key;			/* target \0 login \0 database \0 options, as one string of keylen */
+	size_t keylen;
+	long generation;		/* the configuration it was seen under */
+	uint64_t used;			/* stamp of the last store or hit, for eviction */
+	char values[PG_PARAM_VALUES_MAX];	/* "name\0value\0" pairs */
+	size_t vlen;
+};
+
+static pthread_mutex_t pg_param_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pg_param_entry pg_param_cache[PG_PARAM_CACHE_SLOTS];
+static uint64_t pg_param_clock;
+
+/* The cache key of P's connection, into BUF; its length, or 0 if it does not fit. */
+static size_t
+pg_param_key(const struct pg_session *p, char *buf, size_t size)
+{
+	const char *parts[4] = { p->target->name, p->pol.login, p->database, p->options ? p->options : "" };
+	size_t n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		size_t l = strlen(parts[i]) + 1;
+
+		if (n + l > size)
+			return 0;
+		memcpy(buf + n, parts[i], l);
+		n += l;
+	}
+	return n;
+}
+
+static void
+pg_param_store(const struct pg_session *p, PGconn *conn)
+{
+	struct pg_param_entry *e = NULL, tmp = { .vlen = 0 };
+	char key[1024];
+	size_t klen = pg_param_key(p, key, sizeof(key));
+
+	if (klen == 0)
+		return;
+	for (int i = 0; pg_reported[i] != NULL; i++) {
+		const char *v = PQparameterStatus(conn, pg_reported[i]);
+		size_t nl = strlen(pg_reported[i]) + 1, vl;
+
+		if (v == NULL || strcmp(pg_reported[i], "application_name") == 0)
+			continue;
+		vl = strlen(v) + 1;
+		if (tmp.vlen + nl + vl > sizeof(tmp.values))
+			return;
+		memcpy(tmp.values + tmp.vlen, pg_reported[i], nl);
+		memcpy(tmp.values + tmp.vlen + nl, v, vl);
+		tmp.vlen += nl + vl;
+	}
+	pthread_mutex_lock(&pg_param_mu);
+	for (int i = 0; i < PG_PARAM_CACHE_SLOTS && e == NULL; i++)
+		if (pg_param_cache[i].keylen == klen && memcmp(pg_param_cache[i].key, key, klen) == 0)
+			e = &pg_param_cache[i];
+	for (int i = 0; i < PG_PARAM_CACHE_SLOTS && e == NULL; i++)
+		if (pg_param_cache[i].key == NULL)
+			e = &pg_param_cache[i];
+	if (e == NULL) {
+		e = &pg_param_cache[0];
+		for (int i = 1; i < PG_PARAM_CACHE_SLOTS; i++)
+			if (pg_param_cache[i].used < e->used)
+				e = &pg_param_cache[i];
+	}
+	if (e->keylen != klen || memcmp(e->key, key, klen) != 0) {
+		char *k = malloc(klen);
+
+		if (k == NULL)
+			goto out;
+		memcpy(k, key, klen);
+		free(e->key);
+		e->key = k;
+		e->keylen = klen;
+	}
+	e->generation = p->s->cfg->generation;
+	e->used = ++pg_param_clock;
+	memcpy(e->values, tmp.values, tmp.vlen);
+	e->vlen = tmp.vlen;
+out:
+	pthread_mutex_unlock(&pg_param_mu);
+}
+
+/* ParameterStatus messages of P's key from the cache into OUT (the client's application_name
+ * included), noting each; bytes written, or 0 on a miss (or if they do not fit). */
+size_t
+pg_param_cached(struct pg_session *p, uint8_t *out, size_t cap)
+{
+	char key[1024], values[PG_PARAM_VALUES_MAX];
+	size_t klen = pg_param_key(p, key, sizeof(key)), vlen = 0, o = 0, n;
+
+	if (klen == 0)
+		return 0;
+	pthread_mutex_lock(&pg_param_mu);
+	for (int i = 0; i < PG_PARAM_CACHE_SLOTS; i++) {
+		struct pg_param_entry *e = &pg_param_cache[i];
+
+		if (e->keylen == klen && memcmp(e->key, key, klen) == 0 && e->generation == p->s->cfg->generation) {
+			memcpy(values, e->values, e->vlen);
+			vlen = e->vlen;
+			e->used = ++pg_param_clock;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pg_param_mu);
+	if (vlen == 0)
+		return 0;
+	for (size_t at = 0; at < vlen;) {
+		const char *name = values + at, *value = name + strlen(name) + 1;
+
+		at = (size_t)(value - values) + strlen(value) + 1;
+		if ((n = pg_build_parameter_status(out + o, cap - o, name, value)) == 0)
+			return 0;
+		o += n;
+		pg_note_parameter(p, (struct slice){ (const uint8_t *)name, strlen(name) },
+		    (struct slice){ (const uint8_t *)value, strlen(value) });
+	}
+	if ((n = pg_build_parameter_status(out + o, cap - o, "application_name", p->application_name)) == 0)
+		return 0;
+	return o + n;
+}
 
 void
 pg_upstream_free(struct pg_session *p)
@@ -140,12 +276,17 @@ pg_upstream_ready(struct pg_session *p)
 	snprintf(host, sizeof(host), "%s", PQhost(p->conn) ? PQhost(p->conn) : "");
 	/* What the client would have got from the target: AuthenticationOk, the reported
 	 * parameters, a BackendKeyData (posternd's own, for cancels), ReadyForQuery. Built into one
-	 * buffer and sent once (one TLS record, not one per message) when the relay is set up. */
+	 * buffer and sent once (one TLS record, not one per message) when the relay is set up.
+	 * A client answered from the parameter cache already has all but the parameters' real
+	 * values: those follow, ahead of the reply to its first message. */
 	{
 		uint8_t out[4096];
 		size_t o = 0;
 
-		o += pg_build_auth_ok(out + o, sizeof(out) - o);
+		if (p->target->lazy_connect)
+			pg_param_store(p, p->conn);
+		if (!p->answered)
+			o += pg_build_auth_ok(out + o, sizeof(out) - o);
 		for (int i = 0; pg_reported[i] != NULL; i++) {
 			const char *v = PQparameterStatus(p->conn, pg_reported[i]);
 
@@ -160,8 +301,10 @@ pg_upstream_ready(struct pg_session *p)
 			}
 		}
 		pg_cancel_register(p);
-		o += pg_build_backend_key(out + o, sizeof(out) - o, p->key_pid, p->key_secret);
-		o += pg_build_ready(out + o, sizeof(out) - o, PG_TXN_IDLE);
+		if (!p->answered) {
+			o += pg_build_backend_key(out + o, sizeof(out) - o, p->key_pid, p->key_secret);
+			o += pg_build_ready(out + o, sizeof(out) - o, PG_TXN_IDLE);
+		}
 		/* A plaintext target keeps its PGconn (its goodbye would reach the target). */
 		if (ssl != NULL && (fd = pg_upstream_detach(p, ssl)) < 0) {
 			pg_fatal(p, PG_SQLSTATE_CONNECTION_FAILURE, "cannot relay the target connection");
