@@ -394,6 +394,18 @@ audit_rec_fail(struct audit_rec *rec, const char *what, int err)
 		hook(rec->session, reason);
 }
 
+/* The header's fields and the auditor keys are needed once, for the header: a live recording
+ * does not keep them (about 2 KiB of JSON objects a session). */
+static void
+audit_rec_drop_facts(struct audit_rec *rec)
+{
+	json_decref(rec->facts);
+	rec->facts = NULL;
+	free(rec->auditors);
+	rec->auditors = NULL;
+	rec->nauditors = 0;
+}
+
 /* Create the file and put the header in the batch. */
 static void
 audit_rec_begin(struct audit_rec *rec)
@@ -457,11 +469,13 @@ audit_rec_begin(struct audit_rec *rec)
 	audit_out_put(rec, pre, sizeof(pre));
 	audit_out_put(rec, text, tlen);
 	free(text);
+	audit_rec_drop_facts(rec);
 	return;
 oom:
 	sodium_memzero(key, sizeof(key));
 	json_decref(aud);
 	free(text);
+	audit_rec_drop_facts(rec);
 	audit_rec_fail(rec, "build the header of", ENOMEM);
 }
 
