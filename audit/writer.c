@@ -32,6 +32,7 @@
 
 #define AUDIT_BATCH_MAX		(4u << 20)	/* bytes of records per write(2) */
 #define AUDIT_CHUNK_MIN_CAP	4096
+#define AUDIT_OUT_MIN_CAP	4096	/* first size of a recording's batch buffer */
 #define AUDIT_HEALTH_SEC	1
 #define AUDIT_RETENTION_SEC	60
 #define AUDIT_PROBE_FILE	".probe"
@@ -353,7 +354,10 @@ audit_out_reserve(struct audit_rec *rec, size_t n)
 		if (rec->ocap >= n)
 			return true;
 	}
-	size_t cap = rec->ocap ? rec->ocap : 64u << 10;
+	/* Sized to the batch, not to a fixed 64 KiB: every recording with events in a pass holds
+	 * its buffer until the pass signs and writes, so a pass over many quiet sessions (their
+	 * first events, a tick of byte counters) would otherwise hold 64 KiB for each. */
+	size_t cap = rec->ocap ? rec->ocap : AUDIT_OUT_MIN_CAP;
 	uint8_t *grown;
 
 	while (cap - rec->olen < n)
