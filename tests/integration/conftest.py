@@ -7,6 +7,7 @@ the `relay` fixture, which skips them when posternd is not built yet.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,14 +61,33 @@ def new_sandbox_dir():
     return tempfile.mkdtemp(prefix="postern-sbx-", dir="/tmp")
 
 
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:")
+
+
+def sanitizer_reports(dir):
+    """Sanitizer reports in the sandbox's posternd log (its stderr goes there): a sanitized
+    build (POSTERN_BUILD_DIR=build-asan) reports leaks only when posternd exits."""
+    try:
+        with open(os.path.join(dir, "posternd.log"), errors="replace") as f:
+            return [line for line in f if SANITIZER_RE.search(line)]
+    except FileNotFoundError:
+        return []
+
+
 def stop_and_clean(dir, keep):
     """Stop what runs in `dir`; remove it (a sandbox is ~70 MB) unless `keep`
-    or $POSTERN_KEEP_SANDBOX asks to keep it for its logs."""
+    or $POSTERN_KEEP_SANDBOX asks to keep it for its logs. Sanitizer reports in
+    posternd's log fail the run (and keep the sandbox)."""
     postern_sandbox.down(dir)
+    reports = sanitizer_reports(dir)
+    if reports:
+        print(f"\nsanitizer reports in {dir}/posternd.log:\n" + "".join(reports[:20]))
+        keep = True
     if keep or os.environ.get("POSTERN_KEEP_SANDBOX"):
         print(f"\nsandbox kept in {dir}")
     else:
         shutil.rmtree(dir, ignore_errors=True)
+    assert not reports, f"posternd's sanitizers reported {len(reports)} problems; see {dir}/posternd.log"
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
+import relayutil
 from test_pg import direct, dsn, extra_target, psql
 
 
@@ -128,26 +129,19 @@ def test_cancel_works_on_a_session_connected_lazily(relay):
             c.close()
 
 
-class Forwarder:
-    """A TCP forwarder to PORT on loopback, which can stop accepting (the target "goes down")."""
+class Forwarder(relayutil._Server):
+    """A TCP forwarder on loopback to PORT; close() takes it down (the target "goes down")."""
 
     def __init__(self, port):
-        self.port = port
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(16)
-        self.listen_port = self.ls.getsockname()[1]
-        threading.Thread(target=self.accept, daemon=True).start()
+        self.target_port = port
+        super().__init__()
 
-    def accept(self):
-        while True:
-            try:
-                a, _ = self.ls.accept()
-            except OSError:
-                return
-            b = socket.create_connection(("127.0.0.1", self.port))
-            for x, y in ((a, b), (b, a)):
-                threading.Thread(target=self.pipe, args=(x, y), daemon=True).start()
+    def handle(self, conn):
+        with socket.create_connection(("127.0.0.1", self.target_port)) as up:
+            back = threading.Thread(target=self.pipe, args=(up, conn), daemon=True)
+            back.start()
+            self.pipe(conn, up)
+            back.join(timeout=10)
 
     @staticmethod
     def pipe(x, y):
@@ -160,17 +154,12 @@ class Forwarder:
             with contextlib.suppress(OSError):
                 y.shutdown(socket.SHUT_WR)
 
-    def down(self):
-        with contextlib.suppress(OSError):
-            self.ls.shutdown(socket.SHUT_RDWR)     # wakes the accept and stops listening
-        self.ls.close()
-
 
 def test_a_target_that_went_down_gives_08006_at_the_first_query(relay):
     fwd = Forwarder(int(relay.env["POSTERN_PG_PORT"]))
-    with extra_target(relay, lazy_target(relay, "pg-lazy-fwd", port=fwd.listen_port)):
+    with extra_target(relay, lazy_target(relay, "pg-lazy-fwd", port=fwd.port)):
         psycopg2.connect(dsn(relay, dbname="pg-lazy-fwd")).close()     # the cache knows the target
-        fwd.down()
+        fwd.close()
         # psql logs in (answered from the cache), then its query meets the FATAL
         r = psql(relay, "-c", "select 1", dsn_extra={"dbname": "pg-lazy-fwd"})
         assert r.returncode != 0
