@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,7 +45,7 @@ struct worker {
 	long long spare_checked;	/* ns, monotonic: when worker_core_spare last looked */
 	long long waited;		/* ns this thread had waited for a CPU then */
 	bool spare;			/* what it saw */
-	int slice;			/* µs of the slice this thread last asked for; -1: none yet */
+	int slice;			/* µs of the slice this thread last asked for; 0: none */
 };
 
 static struct worker *workers;
@@ -153,17 +152,28 @@ struct worker_sched_attr {
 	int32_t sched_nice;
 	uint32_t sched_priority;
 	uint64_t sched_runtime, sched_deadline, sched_period;
+	uint32_t sched_util_min, sched_util_max;
 };
+
+#define WORKER_SCHED_OTHER	0
+#define WORKER_SCHED_BATCH	3
 
 static void
 worker_apply_slice(struct worker *w, int us)
 {
-	struct worker_sched_attr a = { .size = sizeof(a), .sched_policy = 0 /* SCHED_OTHER */ };
+	struct worker_sched_attr a;
 
 	w->slice = us;
-	a.sched_runtime = (uint64_t)us * 1000u;
-	/* glibc has no wrapper; 0 = this thread. The nice value is kept as it is. */
-	a.sched_nice = (int32_t)getpriority(PRIO_PROCESS, 0);
+	/* Only a fair thread's slice: a worker an operator made real-time (chrt, systemd's
+	 * CPUSchedulingPolicy) or idle keeps its policy; policy, nice and flags stay as they are. */
+	memset(&a, 0, sizeof(a));
+	if (syscall(SYS_sched_getattr, 0, &a, sizeof(a), 0) != 0 ||
+	    (a.sched_policy != WORKER_SCHED_OTHER && a.sched_policy != WORKER_SCHED_BATCH)) {
+		log_debug("worker slice left alone", "worker=%d policy=%u", w->index, a.sched_policy);
+		return;
+	}
+	a.size = sizeof(a);
+	a.sched_runtime = (uint64_t)us * 1000u;	/* 0: the kernel's default slice */
 	if (syscall(SYS_sched_setattr, 0, &a, 0) != 0)
 		log_debug("worker slice not set", "worker=%d slice_us=%d errno=%d", w->index, us, errno);
 }
@@ -176,7 +186,7 @@ worker_main(void *arg)
 
 	snprintf(name, sizeof(name), "pst-worker-%d", w->index);
 	(void)pthread_setname_np(pthread_self(), name);
-	w->slice = -1;
+	w->slice = 0;	/* the kernel's default: a worker_slice of 0 never calls sched_setattr */
 
 	/* Without it, no busy polling: the worker could not tell whether it takes a wanted core. */
 	w->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);

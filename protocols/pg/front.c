@@ -358,7 +358,7 @@ pg_park(struct pg_session *p)
 	if ((n = pg_param_cached(p, out + o, sizeof(out) - o - 64)) == 0)
 		return false;
 	o += n;
-	pg_cancel_register(p);		/* the key only: the target's half comes with its connection */
+	(void)pg_cancel_register(p);	/* the key only: the target's half comes with its connection */
 	o += pg_build_backend_key(out + o, sizeof(out) - o, p->key_pid, p->key_secret);
 	o += pg_build_ready(out + o, sizeof(out) - o, PG_TXN_IDLE);
 	p->answered = true;

@@ -96,7 +96,10 @@ extern const struct io_callbacks pg_upstream_cb;
 void pg_note_parameter(struct pg_session *p, struct slice name, struct slice value);
 
 /* cancel.c */
-void pg_cancel_register(struct pg_session *p);
+/* Give P its key (once) and, when P->conn is set, tie it to the target's backend; true if a
+ * cancel came for it while the target was not connected yet (send it: pg_cancel_pending_send). */
+bool pg_cancel_register(struct pg_session *p);
+void pg_cancel_pending_send(struct pg_session *p);
 void pg_cancel_unregister(struct pg_session *p);
 /* A CancelRequest for (PID, SECRET) arrived from CLIENT_ADDR: forward it, off the loop. */
 void pg_cancel_request(uint32_t pid, uint32_t secret, const char *client_addr);

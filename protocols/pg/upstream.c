@@ -101,6 +101,9 @@ pg_param_store(const struct pg_session *p, PGconn *conn)
 	for (int i = 0; i < PG_PARAM_CACHE_SLOTS && e == NULL; i++)
 		if (pg_param_cache[i].keylen == klen && memcmp(pg_param_cache[i].key, key, klen) == 0)
 			e = &pg_param_cache[i];
+	/* A session of an older configuration does not replace what the current one saw. */
+	if (e != NULL && e->generation > p->s->cfg->generation)
+		goto out;
 	for (int i = 0; i < PG_PARAM_CACHE_SLOTS && e == NULL; i++)
 		if (pg_param_cache[i].key == NULL)
 			e = &pg_param_cache[i];
@@ -271,6 +274,7 @@ pg_upstream_ready(struct pg_session *p)
 	SSL *ssl = PQsslStruct(p->conn, "OpenSSL");
 	int fd = PQsocket(p->conn);
 	char host[256];
+	bool cancel_pending = false;
 
 	PQsetnonblocking(p->conn, 1);
 	snprintf(host, sizeof(host), "%s", PQhost(p->conn) ? PQhost(p->conn) : "");
@@ -300,7 +304,7 @@ pg_upstream_ready(struct pg_session *p)
 				    (struct slice){ (const uint8_t *)v, strlen(v) });
 			}
 		}
-		pg_cancel_register(p);
+		cancel_pending = pg_cancel_register(p);
 		if (!p->answered) {
 			o += pg_build_backend_key(out + o, sizeof(out) - o, p->key_pid, p->key_secret);
 			o += pg_build_ready(out + o, sizeof(out) - o, PG_TXN_IDLE);
@@ -326,6 +330,9 @@ pg_upstream_ready(struct pg_session *p)
 	log_info("target connected", "sid=%s target=%s host=%s login=%s tls=%s", p->s->idstr, p->s->target,
 	    host, p->pol.login, ssl != NULL ? "yes" : "no");
 	pg_relay_start(p);
+	/* A cancel the client sent while the target was being connected: its query is on its way now. */
+	if (cancel_pending && p->state == PG_STATE_RELAY)
+		pg_cancel_pending_send(p);
 }
 
 static void

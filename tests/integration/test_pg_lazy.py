@@ -130,13 +130,15 @@ def test_cancel_works_on_a_session_connected_lazily(relay):
 
 
 class Forwarder(relayutil._Server):
-    """A TCP forwarder on loopback to PORT; close() takes it down (the target "goes down")."""
+    """A TCP forwarder on loopback to PORT, DELAY seconds slow to connect; close() takes it
+    down (the target "goes down")."""
 
-    def __init__(self, port):
-        self.target_port = port
+    def __init__(self, port, delay=0.0):
+        self.target_port, self.delay = port, delay
         super().__init__()
 
     def handle(self, conn):
+        time.sleep(self.delay)                      # a slow way to the target
         with socket.create_connection(("127.0.0.1", self.target_port)) as up:
             back = threading.Thread(target=self.pipe, args=(up, conn), daemon=True)
             back.start()
@@ -167,6 +169,31 @@ def test_a_target_that_went_down_gives_08006_at_the_first_query(relay):
         assert "sqlstate=08006" in relay_log(relay)
         r = psql(relay, "-At", "-c", "select 1")                          # the relay goes on
         assert r.returncode == 0 and r.stdout.strip() == "1", r.stderr
+
+
+def test_a_cancel_sent_while_the_target_is_being_connected_cancels_the_query(relay):
+    """The client has posternd's key from the cache before there is a backend: a cancel that
+    comes while the target is being connected is kept and sent once the query is on its way."""
+    fwd = Forwarder(int(relay.env["POSTERN_PG_PORT"]), delay=1.0)
+    try:
+        with extra_target(relay, lazy_target(relay, "pg-lazy-slow", port=fwd.port)):
+            psycopg2.connect(dsn(relay, dbname="pg-lazy-slow")).close()
+            c = psycopg2.connect(dsn(relay, dbname="pg-lazy-slow"))
+            c.autocommit = True                      # the query is the first message
+            try:
+                threading.Timer(0.3, c.cancel).start()   # inside the 1 s the connect takes
+                t0 = time.monotonic()
+                with pytest.raises(psycopg2.extensions.QueryCanceledError):
+                    c.cursor().execute("select pg_sleep(20)")
+                assert time.monotonic() - t0 < 10
+                assert "cancel request kept until the target is connected" in relay_log(relay)
+                cur = c.cursor()
+                cur.execute("select 1")                  # the session goes on
+                assert cur.fetchone() == (1,)
+            finally:
+                c.close()
+    finally:
+        fwd.close()
 
 
 def test_a_reload_forgets_the_cache(relay):
