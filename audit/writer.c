@@ -31,7 +31,7 @@
 #include "relay/util.h"
 
 #define AUDIT_BATCH_MAX		(4u << 20)	/* bytes of records per write(2) */
-#define AUDIT_CHUNK_MIN_CAP	4096
+#define AUDIT_CHUNK_MIN_CAP	1024	/* a new or quiet recording's chunk: its start event fits */
 #define AUDIT_OUT_MIN_CAP	4096	/* first size of a recording's batch buffer */
 #define AUDIT_HEALTH_SEC	1
 #define AUDIT_RETENTION_SEC	60
