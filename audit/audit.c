@@ -255,6 +255,7 @@ audit_end(struct audit_tap *t, struct audit_json *j, uint8_t type, uint64_t ts)
 	audit_rec_commit(t->rec, type, ts, j->len);
 	if (audit_rec_dropped(t->rec) != t->dropped_seen)
 		audit_overflow(t);
+	t->s->audit_quiet = false;
 	if (!t->armed && t->timer != NULL && event_add(t->timer, &t->interval) == 0)
 		t->armed = true;
 }
@@ -292,8 +293,10 @@ audit_timer_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t down = atomic_load_explicit(&t->s->bytes_down, memory_order_relaxed);
 	struct audit_json j;
 
+	bool moved = up != t->up || down != t->down;
+
 	t->armed = false;
-	if ((up != t->up || down != t->down) && audit_begin(t, &j, 64)) {
+	if (moved && audit_begin(t, &j, 64)) {
 		/* Bytes moved since the last look: a running total each way. */
 		aj_u64(&j, "up", up);
 		aj_u64(&j, "down", down);
@@ -303,8 +306,25 @@ audit_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (audit_rec_flush(t->rec) != 0 || audit_rec_dropped(t->rec) != t->dropped_seen)
 		audit_overflow(t);
-	/* Keep looking while the session lives: bytes may move with no event to wake the timer. */
-	if (!t->armed && event_add(t->timer, &t->interval) == 0)
+	if (t->armed)
+		return;
+	/* Nothing moved and nothing waits: the timer rests, so an idle session costs its worker no
+	 * wakeups. The next event re-arms it (audit_end), and so do bytes (session_count_up/down). */
+	if (!moved && !audit_rec_pending(t->rec)) {
+		t->s->audit_quiet = true;
+		return;
+	}
+	if (event_add(t->timer, &t->interval) == 0)
+		t->armed = true;
+}
+
+void
+audit_wake(struct session *s)
+{
+	struct audit_tap *t = s->audit;
+
+	s->audit_quiet = false;
+	if (t != NULL && !t->armed && t->timer != NULL && event_add(t->timer, &t->interval) == 0)
 		t->armed = true;
 }
 
@@ -482,6 +502,7 @@ audit_data(const struct session *s, uint8_t type, const void *buf, size_t len)
 	}
 	if (audit_rec_dropped(t->rec) != t->dropped_seen)
 		audit_overflow(t);
+	t->s->audit_quiet = false;
 	if (!t->armed && t->timer != NULL && event_add(t->timer, &t->interval) == 0)
 		t->armed = true;
 }

@@ -47,6 +47,7 @@ struct session {
 	const struct session_ops *ops;
 	void *proto;			/* the protocol's own state */
 	struct audit_tap *audit;	/* the session's recording (audit/audit.h); NULL when not recorded */
+	bool audit_quiet;		/* its flush timer stopped (nothing moved): bytes restart it */
 	struct event *kill_ev;		/* activated by the registry to run ops->kill on the worker */
 	const char *kill_reason;	/* static string, set under the registry lock */
 	struct session *reg_prev, *reg_next;	/* registry list, under the registry lock */
@@ -68,16 +69,23 @@ const char *session_state_name(enum session_state state);
 /* Unregister S now and free it one loop later, when no event of this pass can still name it. */
 void session_free(struct session *s);
 
+/* audit/audit.c: restart a quiet recording's flush timer (the session's own worker only). */
+void audit_wake(struct session *s);
+
 static inline void
 session_count_up(struct session *s, size_t n)
 {
 	atomic_fetch_add_explicit(&s->bytes_up, n, memory_order_relaxed);
+	if (__builtin_expect(s->audit_quiet, 0))
+		audit_wake(s);
 }
 
 static inline void
 session_count_down(struct session *s, size_t n)
 {
 	atomic_fetch_add_explicit(&s->bytes_down, n, memory_order_relaxed);
+	if (__builtin_expect(s->audit_quiet, 0))
+		audit_wake(s);
 }
 
 /* A copy of a session's public fields, for listings. */

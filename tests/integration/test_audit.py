@@ -173,6 +173,48 @@ def test_psql_statements_appear_in_show_in_order_with_their_outcomes(audited):
     assert lines[-1].startswith("-- intact")
 
 
+def worker_wakeups(pid):
+    """Voluntary context switches of PID's worker threads so far (each sleep and wakeup)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if not f.read().startswith("pst-worker"):
+                continue
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            total += next(int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches"))
+    return total
+
+
+def test_idle_recorded_sessions_cost_their_worker_no_wakeups_and_traffic_after_idling_is_recorded(audited):
+    """A recording's flush timer rests once nothing moves, so idle sessions do not wake their
+    worker every second; bytes that move later restart it and are recorded."""
+    with open(os.path.join(audited.env["POSTERN_DIR"], "pids")) as f:
+        pid = json.load(f)["posternd"]
+    conns = [psycopg2.connect(dsn(audited)) for _ in range(40)]
+    try:
+        for c in conns:
+            c.autocommit = True
+            c.cursor().execute("select 1")
+        time.sleep(2.5)                             # past one flush interval: the timers rest
+        w0 = worker_wakeups(pid)
+        time.sleep(3)
+        woke = worker_wakeups(pid) - w0
+        print(f"worker wakeups in 3 s with 40 idle recorded sessions: {woke}")
+        assert woke < 40, f"idle sessions woke their worker {woke} times in 3 s"
+        m = marker()
+        cur = conns[0].cursor()
+        cur.execute(f"select '{m}'")
+        assert cur.fetchone() == (m,)
+        sid = find_session(audited, m)
+    finally:
+        for c in conns:
+            c.close()
+    wait_closed(audited, sid)
+    r = ctl(audited, "show", sid)
+    assert r.returncode == EXIT_INTACT, r.stderr
+    assert re.search(rf"statement\s+#\d+ query allow: select '{m}'", r.stdout), r.stdout
+
+
 def test_show_json_gives_one_event_object_a_line(audited):
     m = marker()
     psql(audited, f"select '{m}'")
