@@ -248,6 +248,15 @@ audit_begin(struct audit_tap *t, struct audit_json *j, size_t room)
 
 static void audit_overflow(struct audit_tap *t);
 
+/* Something to flush, or bytes to count: the flush timer runs (again). */
+static void
+audit_arm(struct audit_tap *t)
+{
+	t->s->audit_quiet = false;
+	if (!t->armed && t->timer != NULL && event_add(t->timer, &t->interval) == 0)
+		t->armed = true;
+}
+
 static void
 audit_end(struct audit_tap *t, struct audit_json *j, uint8_t type, uint64_t ts)
 {
@@ -255,9 +264,7 @@ audit_end(struct audit_tap *t, struct audit_json *j, uint8_t type, uint64_t ts)
 	audit_rec_commit(t->rec, type, ts, j->len);
 	if (audit_rec_dropped(t->rec) != t->dropped_seen)
 		audit_overflow(t);
-	t->s->audit_quiet = false;
-	if (!t->armed && t->timer != NULL && event_add(t->timer, &t->interval) == 0)
-		t->armed = true;
+	audit_arm(t);
 }
 
 /* The writer's queue was full and events were dropped: end the session, or say so in the recording. */
@@ -291,9 +298,8 @@ audit_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct audit_tap *t = arg;
 	uint64_t up = atomic_load_explicit(&t->s->bytes_up, memory_order_relaxed);
 	uint64_t down = atomic_load_explicit(&t->s->bytes_down, memory_order_relaxed);
-	struct audit_json j;
-
 	bool moved = up != t->up || down != t->down;
+	struct audit_json j;
 
 	t->armed = false;
 	if (moved && audit_begin(t, &j, 64)) {
@@ -307,25 +313,21 @@ audit_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (audit_rec_flush(t->rec) != 0 || audit_rec_dropped(t->rec) != t->dropped_seen)
 		audit_overflow(t);
 	if (t->armed)
-		return;
+		return;		/* an event above armed it */
 	/* Nothing moved and nothing waits: the timer rests, so an idle session costs its worker no
 	 * wakeups. The next event re-arms it (audit_end), and so do bytes (session_count_up/down). */
-	if (!moved && !audit_rec_pending(t->rec)) {
+	if (!moved && !audit_rec_pending(t->rec))
 		t->s->audit_quiet = true;
-		return;
-	}
-	if (event_add(t->timer, &t->interval) == 0)
-		t->armed = true;
+	else
+		audit_arm(t);
 }
 
 void
 audit_wake(struct session *s)
 {
-	struct audit_tap *t = s->audit;
-
 	s->audit_quiet = false;
-	if (t != NULL && !t->armed && t->timer != NULL && event_add(t->timer, &t->interval) == 0)
-		t->armed = true;
+	if (s->audit != NULL)
+		audit_arm(s->audit);
 }
 
 /* KIND as one of audit_kinds (the caller's string may not outlive the call). */
@@ -502,9 +504,7 @@ audit_data(const struct session *s, uint8_t type, const void *buf, size_t len)
 	}
 	if (audit_rec_dropped(t->rec) != t->dropped_seen)
 		audit_overflow(t);
-	t->s->audit_quiet = false;
-	if (!t->armed && t->timer != NULL && event_add(t->timer, &t->interval) == 0)
-		t->armed = true;
+	audit_arm(t);
 }
 
 void

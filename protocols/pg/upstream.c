@@ -75,6 +75,16 @@ pg_param_key(const struct pg_session *p, char *buf, size_t size)
 	return n;
 }
 
+/* The entry for KEY (under pg_param_mu), or NULL. */
+static struct pg_param_entry *
+pg_param_find(const char *key, size_t klen)
+{
+	for (int i = 0; i < PG_PARAM_CACHE_SLOTS; i++)
+		if (pg_param_cache[i].keylen == klen && memcmp(pg_param_cache[i].key, key, klen) == 0)
+			return &pg_param_cache[i];
+	return NULL;
+}
+
 static void
 pg_param_store(const struct pg_session *p, PGconn *conn)
 {
@@ -98,9 +108,7 @@ pg_param_store(const struct pg_session *p, PGconn *conn)
 		tmp.vlen += nl + vl;
 	}
 	pthread_mutex_lock(&pg_param_mu);
-	for (int i = 0; i < PG_PARAM_CACHE_SLOTS && e == NULL; i++)
-		if (pg_param_cache[i].keylen == klen && memcmp(pg_param_cache[i].key, key, klen) == 0)
-			e = &pg_param_cache[i];
+	e = pg_param_find(key, klen);
 	/* A session of an older configuration does not replace what the current one saw. */
 	if (e != NULL && e->generation > p->s->cfg->generation)
 		goto out;
@@ -138,19 +146,15 @@ pg_param_cached(struct pg_session *p, uint8_t *out, size_t cap)
 {
 	char key[1024], values[PG_PARAM_VALUES_MAX];
 	size_t klen = pg_param_key(p, key, sizeof(key)), vlen = 0, o = 0, n;
+	struct pg_param_entry *e;
 
 	if (klen == 0)
 		return 0;
 	pthread_mutex_lock(&pg_param_mu);
-	for (int i = 0; i < PG_PARAM_CACHE_SLOTS; i++) {
-		struct pg_param_entry *e = &pg_param_cache[i];
-
-		if (e->keylen == klen && memcmp(e->key, key, klen) == 0 && e->generation == p->s->cfg->generation) {
-			memcpy(values, e->values, e->vlen);
-			vlen = e->vlen;
-			e->used = ++pg_param_clock;
-			break;
-		}
+	if ((e = pg_param_find(key, klen)) != NULL && e->generation == p->s->cfg->generation) {
+		memcpy(values, e->values, e->vlen);
+		vlen = e->vlen;
+		e->used = ++pg_param_clock;
 	}
 	pthread_mutex_unlock(&pg_param_mu);
 	if (vlen == 0)
